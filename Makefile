@@ -1,0 +1,69 @@
+# Fengqiao — the README's commands.
+#   make run    set up everything and serve http://127.0.0.1:$(PORT) with demo data
+#   make test   set up everything and run the whole suite against a real PostGIS
+#   make bench  set up everything and run the benchmarks (results in docs/BENCHMARKS.md)
+#   make stop   stop the embedded PostgreSQL cluster
+# DATABASE_URL=postgresql://… replaces the embedded cluster with any PostGIS.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 5000
+HOST ?= 127.0.0.1
+PGPORT ?= 54329
+WEB_WORKERS ?= 2
+export PGPORT
+FLASK := $(BIN)/flask --app wsgi
+
+.PHONY: run test bench stop setup deps db migrate demo system-deps
+
+run: setup demo
+	@echo "Serving on http://$(HOST):$(PORT)/  (API docs: /api/v1/docs)"
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $(WEB_WORKERS) --access-logfile - wsgi:app
+
+test: deps db-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: deps db-bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+stop:
+	@scripts/pg.sh stop
+
+setup: deps db migrate
+
+system-deps:
+	@scripts/system-deps.sh
+
+deps: system-deps $(VENV)/.installed server/web/node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+server/web/node_modules/.installed: server/web/package.json server/web/package-lock.json
+	cd server/web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The embedded cluster, unless DATABASE_URL points elsewhere.
+db:
+ifndef DATABASE_URL
+	@scripts/pg.sh createdb fengqiao
+endif
+
+db-test:
+ifndef TEST_DATABASE_URL
+	@scripts/pg.sh createdb fengqiao_test
+endif
+
+db-bench:
+ifndef BENCH_DATABASE_URL
+	@scripts/pg.sh createdb fengqiao_bench
+endif
+
+migrate: deps db
+	@$(FLASK) db upgrade 2>&1 | grep -v '^INFO  \[alembic.runtime.migration\] \(Context impl\|Will assume\)' || true
+
+demo: migrate
+	$(FLASK) demo load

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the Debian packages the project needs when they are missing:
+# PostGIS for the embedded database (and the test database), python3-venv for the
+# virtualenv, npm for the front-end libraries.
+# Runs apt only when something is missing, so a second run costs nothing.
+set -euo pipefail
+
+PYTHON=${PYTHON:-python3}
+missing=()
+[ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
+[ -f /usr/share/postgresql/15/extension/postgis.control ] || missing+=(postgresql-15-postgis-3)
+"$PYTHON" -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
+command -v npm >/dev/null || missing+=(npm)
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "Installing system packages: ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "Need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,96 @@
+"""Fengqiao: grid management (网格化管理) backend."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import uuid
+
+from flask import Flask, g, request
+
+from .config import PROJECT_ROOT, load_config
+from .errors import UnsupportedMediaType, register_error_handlers
+from . import extensions
+
+JSON_TYPES = ("application/json", "application/geo+json")
+request_log = logging.getLogger("fengqiao.request")
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the application: config, extensions, blueprints, errors, CLI."""
+    app = Flask(__name__, static_folder="web/static", static_url_path="/static")
+    app.config.update(load_config())
+    if config:
+        app.config.update(config)
+
+    # (the extensions stay qualified: the name ``api`` is also the subpackage server.api)
+    extensions.db.init_app(app)
+    extensions.migrate.init_app(app, extensions.db, directory=str(PROJECT_ROOT / "migrations"))
+    extensions.api.init_app(app)
+    register_error_handlers(app)
+
+    from . import models  # noqa: F401  (registers the tables on the metadata)
+    from .api import register_blueprints
+    from .cli import register_cli
+
+    register_blueprints(app, extensions.api)
+    register_cli(app)
+    _install_request_hooks(app)
+    _configure_logging(app)
+    return app
+
+
+def _install_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def start_request():
+        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        g.started = time.perf_counter()
+        # Per-endpoint body limit (uploads declare a larger one on the view function).
+        view = app.view_functions.get(request.endpoint)
+        limit = getattr(view, "max_body_bytes", None)
+        if limit:
+            request.max_content_length = app.config[limit]
+        _require_json_body(view)
+
+    @app.after_request
+    def log_request(response):
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        actor = g.get("actor")
+        request_log.info(json.dumps({
+            "request_id": g.get("request_id"),
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+            "actor": actor.user_id if actor else None,
+            "ip": request.remote_addr,
+        }, ensure_ascii=False))
+        return response
+
+
+def _require_json_body(view) -> None:
+    """Refuse a body that is not JSON (415) before any parsing happens.
+
+    Views that take uploads list their accepted media types in ``accepts_media``.
+    """
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    if not request.content_length and not request.headers.get("Transfer-Encoding"):
+        return
+    accepted = getattr(view, "accepts_media", JSON_TYPES)
+    if request.mimetype not in accepted:
+        raise UnsupportedMediaType(
+            "request.unsupported_media_type",
+            f"Send the body as {' or '.join(accepted)}.",
+        )
+
+
+def _configure_logging(app: Flask) -> None:
+    if request_log.handlers or app.testing:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    request_log.addHandler(handler)
+    request_log.setLevel(logging.INFO)
+    request_log.propagate = False

@@ -1,0 +1,25 @@
+"""HTTP resources: one flask-smorest Blueprint each. Views are thin: schema in, one
+service call, schema out."""
+from flask import Flask
+from flask_smorest import Api
+
+from schemas.common import ErrorSchema
+
+
+def register_blueprints(app: Flask, api: Api) -> None:
+    from server import web
+
+    from . import health
+
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    app.register_blueprint(health.bp)
+    app.register_blueprint(web.bp)
+    for module in _resources():
+        api.register_blueprint(module.blp, url_prefix="/api/v1")
+
+
+def _resources():
+    return []
+
+
+__all__ = ["ErrorSchema", "register_blueprints"]

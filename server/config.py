@@ -1,0 +1,82 @@
+"""Configuration: the only module that reads ``os.environ``.
+
+Every setting has a safe default for the embedded development set-up (a private
+PostGIS cluster under ``var/pg``) and is overridden by an environment variable of the
+same name prefixed ``FENGQIAO_`` (``DATABASE_URL`` keeps its conventional name).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = PROJECT_ROOT / "var"
+
+
+def embedded_database_url(dbname: str = "fengqiao") -> str:
+    """URL of a database in the embedded cluster (Unix socket in ``var/pg/run``)."""
+    port = os.environ.get("PGPORT", "54329")
+    return f"postgresql+psycopg://fengqiao@/{dbname}?host={VAR_DIR / 'pg' / 'run'}&port={port}"
+
+
+def _normalise_url(url: str) -> str:
+    # Accept the libpq spelling (postgres://, postgresql://) and use psycopg 3.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _secret_key() -> str:
+    """The signing key for access tokens.
+
+    Production sets FENGQIAO_SECRET_KEY. Without it a random key is generated once and
+    kept in ``var/secret_key`` so that every process of this checkout (gunicorn workers,
+    the CLI) signs and checks tokens with the same key across restarts.
+    """
+    key = os.environ.get("FENGQIAO_SECRET_KEY")
+    if key:
+        return key
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def load_config() -> dict:
+    """Read the environment once and return the Flask config mapping."""
+    return {
+        "SQLALCHEMY_DATABASE_URI": _normalise_url(os.environ.get("DATABASE_URL") or embedded_database_url()),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": _int("FENGQIAO_DB_POOL_SIZE", 5)},
+        "SECRET_KEY": _secret_key(),
+        # Tokens: a short-lived signed access token and a rotating opaque refresh token.
+        "ACCESS_TOKEN_TTL": _int("FENGQIAO_ACCESS_TOKEN_TTL", 15 * 60),
+        "REFRESH_TOKEN_TTL": _int("FENGQIAO_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
+        "PASSWORD_PROFILE": os.environ.get("FENGQIAO_PASSWORD_PROFILE", "RFC_9106_LOW_MEMORY"),
+        # Login throttling: failures counted per user name and per client address.
+        "LOGIN_WINDOW_SECONDS": _int("FENGQIAO_LOGIN_WINDOW_SECONDS", 15 * 60),
+        "LOGIN_MAX_FAILURES_PER_USER": _int("FENGQIAO_LOGIN_MAX_FAILURES_PER_USER", 5),
+        "LOGIN_MAX_FAILURES_PER_IP": _int("FENGQIAO_LOGIN_MAX_FAILURES_PER_IP", 50),
+        # Request bodies: small JSON everywhere, larger uploads only where declared.
+        "MAX_CONTENT_LENGTH": _int("FENGQIAO_MAX_BODY_BYTES", 1024 * 1024),
+        "IMPORT_MAX_BYTES": _int("FENGQIAO_IMPORT_MAX_BYTES", 64 * 1024 * 1024),
+        # Trust X-Forwarded-For from this many proxies (0 when serving directly).
+        "PROXY_COUNT": _int("FENGQIAO_PROXY_COUNT", 0),
+        # OpenAPI (flask-smorest); Swagger UI is served from our own static files.
+        "API_TITLE": "Fengqiao grid management API",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        "OPENAPI_SWAGGER_UI_URL": "/static/vendor/swagger-ui/",
+        "JSON_SORT_KEYS": False,
+    }

@@ -1,0 +1,78 @@
+"""Who may do what where: the one authorization rule, ``can(actor, action, target)``.
+
+A target is anything with a ``scope_path`` (the materialised path of the region it
+belongs to): a region, a user (their scope region), a department (its region). Devices
+carry ``user_id``. The rule is pure; ``services.access`` turns refusals into 404 (the
+actor may not even see the target) or 403 (it may see but not do).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .people import MANAGER_ROLES, outranks
+from .territory import is_within
+
+REGION_READ = "region.read"
+REGION_MANAGE = "region.manage"  # rename, recode, retire: strictly below the actor's scope
+REGION_ADD_CHILDREN = "region.add_children"  # create children, generate grids: within scope
+REGION_IMPORT = "region.import"  # bulk import of a whole level: administrators only
+USER_READ = "user.read"
+USER_MANAGE = "user.manage"
+DEPARTMENT_READ = "department.read"
+DEPARTMENT_MANAGE = "department.manage"
+DEVICE_READ = "device.read"
+DEVICE_MANAGE = "device.manage"
+
+ACTIONS = (
+    REGION_READ, REGION_MANAGE, REGION_ADD_CHILDREN, REGION_IMPORT, USER_READ, USER_MANAGE,
+    DEPARTMENT_READ, DEPARTMENT_MANAGE, DEVICE_READ, DEVICE_MANAGE,
+)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The authenticated user as the rules see it."""
+
+    user_id: int
+    role: str
+    scope_path: str
+    department_id: int | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role in MANAGER_ROLES
+
+
+def read_action(action: str) -> str:
+    """The read action of the same kind of target (``user.manage`` → ``user.read``)."""
+    return action.split(".", 1)[0] + ".read"
+
+
+def can(actor: Actor, action: str, target) -> bool:
+    """May ``actor`` perform ``action`` on ``target``? Unknown actions are refused."""
+    if action not in ACTIONS:
+        return False
+    if action in (DEVICE_READ, DEVICE_MANAGE):
+        return target.user_id == actor.user_id
+    if actor.is_admin:
+        return True
+    inside = is_within(target.scope_path, actor.scope_path)
+    if action == REGION_READ:
+        return inside
+    if action == REGION_MANAGE:
+        return actor.is_manager and inside and target.scope_path != actor.scope_path
+    if action == REGION_ADD_CHILDREN:
+        return actor.is_manager and inside
+    if action == USER_READ:
+        return target.id == actor.user_id or (actor.is_manager and inside)
+    if action == USER_MANAGE:
+        return actor.is_manager and inside and target.id != actor.user_id and outranks(actor.role, target.role)
+    if action == DEPARTMENT_READ:
+        return inside or (actor.role == "department" and target.id == actor.department_id)
+    if action == DEPARTMENT_MANAGE:
+        return actor.is_manager and inside
+    return False  # REGION_IMPORT and anything new: administrators only

@@ -1,0 +1,140 @@
+"""Errors with stable codes, and the one JSON error handler.
+
+Every error leaves the API as::
+
+    {"code": "region.not_found", "status": 404, "message": "…", "errors": {…}}
+
+``code`` is stable and meant for programs; ``message`` is for people and may change.
+Services raise ``DomainError`` subclasses; views never catch them.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """A refusal the client can act on. Subclasses fix the HTTP status."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, *, errors: dict | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.errors = errors
+        self.headers = headers or {}
+
+
+class BadRequest(DomainError):
+    status = 400
+
+
+class Unauthorized(DomainError):
+    status = 401
+
+
+class Forbidden(DomainError):
+    status = 403
+
+
+class NotFound(DomainError):
+    status = 404
+
+
+class Conflict(DomainError):
+    status = 409
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+
+
+class InvalidInput(DomainError):
+    status = 422
+
+
+class RateLimited(DomainError):
+    status = 429
+
+
+# Codes for errors raised by Flask/werkzeug/webargs rather than by our services.
+HTTP_CODES = {
+    400: "request.malformed",
+    401: "auth.required",
+    403: "auth.forbidden",
+    404: "http.not_found",
+    405: "http.method_not_allowed",
+    406: "http.not_acceptable",
+    409: "http.conflict",
+    412: "http.precondition_failed",
+    413: "request.too_large",
+    415: "request.unsupported_media_type",
+    422: "request.invalid",
+    428: "http.precondition_required",
+    429: "http.rate_limited",
+}
+
+
+def error_body(status: int, code: str, message: str, errors: dict | None = None) -> dict:
+    body = {"code": code, "status": status, "message": message}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def _field_errors(exc: HTTPException) -> dict | None:
+    # webargs/flask-smorest put validation messages in exc.data["messages"], keyed by
+    # location ("json", "query", "files"…); clients only need the field errors.
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages")
+    if not isinstance(messages, dict):
+        return None
+    if len(messages) == 1:
+        (only,) = messages.values()
+        if isinstance(only, dict):
+            return only
+    return messages
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError):
+        response = jsonify(error_body(exc.status, exc.code, exc.message, exc.errors))
+        response.status_code = exc.status
+        response.headers.update(exc.headers)
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        status = exc.code or 500
+        errors = _field_errors(exc)
+        code = HTTP_CODES.get(status, "http.error")
+        message = exc.description or exc.name
+        if status == 422:
+            message = "The request has invalid fields; see errors."
+        elif status == 400 and errors:
+            # webargs reports an unparseable JSON body as a 400 with this shape
+            code = "request.malformed_json"
+            message = "The request body is not valid JSON."
+        response = jsonify(error_body(status, code, message, errors))
+        response.status_code = status
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error")
+        response = jsonify(error_body(500, "internal", "Internal error; it has been logged."))
+        response.status_code = 500
+        return response

@@ -1,0 +1,30 @@
+def test_healthz_answers_without_database_work(http):
+    response = http.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_reports_the_migrated_database(http):
+    response = http.get("/readyz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ready"
+    assert body["revision"] == ["0001"]
+
+
+def test_openapi_spec_and_docs_are_served(http):
+    spec = http.get("/api/v1/openapi.json")
+    assert spec.status_code == 200
+    assert spec.json()["openapi"].startswith("3.")
+    assert "bearerAuth" in spec.json()["components"]["securitySchemes"]
+    docs = http.get("/api/v1/docs")
+    assert docs.status_code == 200
+    assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in docs.text
+    bundle = http.get("/static/vendor/swagger-ui/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and len(bundle.content) > 100_000
+
+
+def test_unknown_path_is_json_404(http):
+    response = http.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.json()["code"] == "http.not_found"
