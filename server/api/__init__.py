@@ -19,7 +19,9 @@ def register_blueprints(app: Flask, api: Api) -> None:
 
 
 def _resources():
-    return []
+    from . import auth, departments, me, regions, users
+
+    return [auth, me, users, departments, regions]
 
 
 __all__ = ["ErrorSchema", "register_blueprints"]

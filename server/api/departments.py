@@ -1,0 +1,3 @@
+from flask_smorest import Blueprint
+
+blp = Blueprint("departments", __name__, url_prefix="/departments")
