@@ -26,6 +26,11 @@ def page_of(item_schema, name: str) -> type[Schema]:
     return type(name, (PageSchema,), {"items": fields.List(fields.Nested(item_schema))})
 
 
-def Id(**kwargs) -> fields.Integer:
-    """An integer id within PostgreSQL's integer range."""
-    return fields.Integer(validate=validate.Range(min=1, max=MAX_ID), strict=True, **kwargs)
+def Id(*, strict: bool = True, **kwargs) -> fields.Integer:
+    """An integer id within PostgreSQL's integer range (JSON: a number, not a string)."""
+    return fields.Integer(validate=validate.Range(min=1, max=MAX_ID), strict=strict, **kwargs)
+
+
+def QueryId(**kwargs) -> fields.Integer:
+    """An id in a query string (always text there)."""
+    return Id(strict=False, **kwargs)

@@ -2,8 +2,19 @@
 from __future__ import annotations
 
 import http
+import json
 
-from flask_smorest import Blueprint
+from flask import Response, current_app
+import flask_smorest
+from marshmallow import RAISE
+from webargs.flaskparser import FlaskParser
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint, refusing unknown query parameters too (a misspelt
+    filter must not silently return everything)."""
+
+    ARGUMENTS_PARSER = FlaskParser(unknown=RAISE)
 
 
 def errors(blp: Blueprint, *statuses: int):
@@ -28,3 +39,14 @@ def accepts(*media_types: str, max_body: str | None = None):
         return view
 
     return decorator
+
+
+GEOJSON = "application/geo+json"
+# Paths take ids within PostgreSQL's integer range; a larger number matches no route (404).
+ID = "int(max=2147483647)"
+
+
+def geojson_response(obj: dict, status: int = 200) -> Response:
+    """Answer a GeoJSON object with the RFC 7946 media type."""
+    return current_app.response_class(json.dumps(obj, ensure_ascii=False, separators=(",", ":")),
+                                      status=status, mimetype=GEOJSON)

@@ -1,3 +1,112 @@
-from flask_smorest import Blueprint
+"""Regions: the territory tree (市 > 区 > 街道 > 社区 > 网格)."""
 
-blp = Blueprint("regions", __name__, url_prefix="/regions")
+
+from schemas.regions import (
+    CoverageArgsSchema, FeatureCollectionSchema, GridGenerateSchema, GridReportSchema, ImportArgsSchema,
+    ImportReportSchema, LocateQueryArgsSchema, LocationSchema, RegionCreateSchema, RegionGetArgsSchema,
+    RegionPageSchema, RegionPatchSchema, RegionQueryArgsSchema, RegionSchema, RetireSchema,
+    region_feature, region_feature_collection,
+)
+from server.auth import login_required
+from server.services import regions as service
+
+from .common import GEOJSON, ID, Blueprint, accepts, errors, geojson_response
+
+blp = Blueprint("regions", __name__, url_prefix="/regions", description="The territory tree and its grid cells")
+
+
+@blp.get("")
+@blp.arguments(RegionQueryArgsSchema, location="query")
+@blp.response(200, RegionPageSchema)
+@blp.alt_response(200, description="FeatureCollection when format=geojson", content_type=GEOJSON, success=True)
+@errors(blp, 401)
+@login_required
+def list_regions(actor, args):
+    """List the regions you can see."""
+    page, page_size, fmt = args.pop("page"), args.pop("page_size"), args.pop("format")
+    result = service.list_regions(actor, service.RegionFilter(**args), page, page_size, with_geometry=fmt == "geojson")
+    return geojson_response(region_feature_collection(result)) if fmt == "geojson" else result
+
+
+@blp.post("")
+@blp.arguments(RegionCreateSchema)
+@blp.response(201, RegionSchema)
+@errors(blp, 401, 403, 409)
+@login_required
+def create_region(actor, data):
+    """Create a region under a parent of the level above."""
+    return service.create_region(actor, data)
+
+
+@blp.get("/locate")
+@blp.arguments(LocateQueryArgsSchema, location="query")
+@blp.response(200, LocationSchema)
+@errors(blp, 401, 404)
+@login_required
+def locate(actor, args):
+    """Find the grid cell at a point, and its chain up to the city."""
+    return service.locate(actor, args["lon"], args["lat"], args["crs"])
+
+
+@blp.post("/import")
+@blp.arguments(ImportArgsSchema, location="query")
+@blp.arguments(FeatureCollectionSchema)
+@blp.response(200, ImportReportSchema)
+@errors(blp, 401, 403, 413, 415)
+@accepts("application/json", GEOJSON, max_body="IMPORT_MAX_BYTES")
+@login_required
+def import_regions(actor, args, collection):
+    """Import a GeoJSON FeatureCollection as one level of the tree."""
+    return service.import_regions(actor, collection, service.ImportOptions(**args))
+
+
+@blp.get(f"/<{ID}:region_id>")
+@blp.arguments(RegionGetArgsSchema, location="query")
+@blp.response(200, RegionSchema)
+@blp.alt_response(200, description="A Feature when format=geojson", content_type=GEOJSON, success=True)
+@errors(blp, 401, 404)
+@login_required
+def get_region(actor, args, region_id):
+    """Get one region."""
+    region = service.get_region(actor, region_id)
+    return geojson_response(region_feature(region)) if args["format"] == "geojson" else region
+
+
+@blp.patch(f"/<{ID}:region_id>")
+@blp.arguments(RegionPatchSchema)
+@blp.response(200, RegionSchema)
+@errors(blp, 401, 403, 404, 409)
+@login_required
+def update_region(actor, changes, region_id):
+    """Rename or recode a region."""
+    return service.update_region(actor, region_id, changes)
+
+
+@blp.post(f"/<{ID}:region_id>/retire")
+@blp.arguments(RetireSchema)
+@blp.response(200, RegionSchema)
+@errors(blp, 401, 403, 404, 409)
+@login_required
+def retire_region(actor, args, region_id):
+    """Retire a region (it stays for history)."""
+    return service.retire_region(actor, region_id, cascade=args["cascade"])
+
+
+@blp.post(f"/<{ID}:region_id>/grids")
+@blp.arguments(GridGenerateSchema)
+@blp.response(200, GridReportSchema)
+@errors(blp, 401, 403, 404, 409)
+@login_required
+def generate_grids(actor, args, region_id):
+    """Generate unit grid cells for a community or every community under a region."""
+    return service.generate_grids(actor, region_id, service.GridOptions(**args))
+
+
+@blp.get(f"/<{ID}:region_id>/coverage")
+@blp.arguments(CoverageArgsSchema, location="query")
+@blp.response(200, content_type=GEOJSON, description="GeoJSON report of children outside, overlaps and gaps")
+@errors(blp, 401, 404)
+@login_required
+def coverage(actor, args, region_id):
+    """Check that a region's children cover it exactly."""
+    return geojson_response(service.coverage(actor, region_id, args["min_area_m2"]))

@@ -1,4 +1,32 @@
+"""``flask demo load``: the demo city with users for every role."""
+from __future__ import annotations
+
+import os
+
 import click
 from flask.cli import AppGroup
 
-demo_cli = AppGroup("demo", help="demo commands")
+from server.config import VAR_DIR
+from server.services.demo import load_demo
+
+demo_cli = AppGroup("demo", help="Demo data.")
+CREDENTIALS = VAR_DIR / "demo-credentials.txt"
+
+
+@demo_cli.command("load")
+def load_command():
+    """Load the demo city (Los Angeles as city > districts > streets > communities > grids)."""
+    try:
+        result = load_demo(say=lambda text: click.echo(text, err=True))
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not result["created"]:
+        click.echo(f"Demo data already loaded (sign-in names and passwords: {CREDENTIALS}).")
+        return
+    lines = [f"{username:<12} {role:<12} {password}" for username, role, password in result["users"]]
+    VAR_DIR.mkdir(exist_ok=True)
+    fd = os.open(CREDENTIALS, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    click.echo("Demo users (user name, role, password) — also saved to " + str(CREDENTIALS) + ":")
+    click.echo("\n".join("  " + line for line in lines))

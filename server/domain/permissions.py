@@ -47,6 +47,10 @@ class Actor:
         return self.role in MANAGER_ROLES
 
 
+# The actor of command-line tools run by the operator: an administrator of everything.
+SYSTEM = Actor(user_id=0, role="admin", scope_path="/")
+
+
 def read_action(action: str) -> str:
     """The read action of the same kind of target (``user.manage`` → ``user.read``)."""
     return action.split(".", 1)[0] + ".read"

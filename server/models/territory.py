@@ -26,7 +26,8 @@ class Region(db.Model):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"), index=True)
     # ids from the root down to this region: "/1/5/77/"; subtree = LIKE '/1/5/%'
     path: Mapped[str] = mapped_column(String(512), server_default="/")
-    geom = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=False)
+    # deferred: lists and chains rarely need the polygon; load it with undefer()
+    geom = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=False, deferred=True)
     area_m2: Mapped[float] = mapped_column(Float)
     # attributes of the source feature, kept as imported (foreign ids, names…)
     properties: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))

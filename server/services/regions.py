@@ -1,0 +1,635 @@
+"""Territory use cases: read, create, rename/recode, retire, locate, import, grids, coverage.
+
+Set questions (which cell holds this point, which parent overlaps most, what overlaps
+what) are asked of PostGIS in one statement each; geometry crosses into Python only
+through ``geo.geometry``. Bulk writes (import, grid generation) go through one staging
+table and one upsert, so both share the same rules: upsert by code, a level never
+changes, paths are rewritten for moved subtrees, nothing is ever hard-deleted.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import shapely
+from sqlalchemy import Select, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import undefer
+from sqlalchemy.orm.exc import StaleDataError
+
+from geo import crs as geo_crs
+from geo.geometry import GeometryError, geodesic_area_m2, parse_point, parse_polygonal, to_db
+from geo.grids import generate_grid, grid_code
+from server.domain.permissions import REGION_ADD_CHILDREN, REGION_IMPORT, REGION_MANAGE, REGION_READ, Actor, can
+from server.domain.territory import LEVELS, child_path, parent_level
+from server.errors import Conflict, Forbidden, InvalidInput, NotFound
+from server.extensions import db
+from server.models import Region
+from server.models._base import utcnow
+
+from .access import authorize, within_scope
+from .pagination import Page, paginate
+
+Progress = Callable[[int, int, str], None]  # (done, total, what) for progress bars
+
+
+def _not_found() -> NotFound:
+    return NotFound("region.not_found", "No such region.")
+
+
+def _geometry_input(obj, *, field_name: str = "geometry"):
+    """A client's polygon, refused (not repaired) when invalid: the client should fix it."""
+    try:
+        return parse_polygonal(obj, repair=False)[0]
+    except GeometryError as exc:
+        raise InvalidInput(exc.code, exc.message, errors={field_name: [exc.message]}) from None
+
+
+# ---------------------------------------------------------------- read
+
+def get_region(actor: Actor, region_id: int) -> Region:
+    """One region the actor may see. Errors: region.not_found."""
+    region = db.session.get(Region, region_id)
+    authorize(actor, REGION_READ, region, not_found=_not_found())
+    return region
+
+
+@dataclass
+class RegionFilter:
+    level: str | None = None
+    parent_id: int | None = None
+    within_id: int | None = None  # the whole subtree of this region
+    code: str | None = None
+    q: str | None = None  # name or code contains
+    bbox: tuple[float, float, float, float] | None = None  # lon/lat, EPSG:4326
+    include_retired: bool = False
+
+
+def region_query(actor: Actor, f: RegionFilter, *, with_geometry: bool = False) -> Select:
+    """The scoped, filtered, ordered SELECT of regions (ordered by level, then code)."""
+    stmt = select(Region).where(within_scope(actor, Region.path))
+    if with_geometry:
+        stmt = stmt.options(undefer(Region.geom))
+    if not f.include_retired:
+        stmt = stmt.where(Region.retired_at.is_(None))
+    if f.level:
+        stmt = stmt.where(Region.level == f.level)
+    if f.parent_id is not None:
+        stmt = stmt.where(Region.parent_id == f.parent_id)
+    if f.within_id is not None:
+        subtree = select(Region.path).where(Region.id == f.within_id).scalar_subquery()
+        stmt = stmt.where(Region.path.startswith(subtree))
+    if f.code:
+        stmt = stmt.where(Region.code == f.code)
+    if f.q:
+        pattern = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(Region.name.ilike(pattern) | Region.code.ilike(pattern) | Region.name_en.ilike(pattern))
+    if f.bbox:
+        stmt = stmt.where(Region.geom.intersects(text("ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)").bindparams(
+            x0=f.bbox[0], y0=f.bbox[1], x1=f.bbox[2], y1=f.bbox[3])))
+    level_order = text("array_position(ARRAY['city','district','street','community','grid']::varchar[], regions.level)")
+    return stmt.order_by(level_order, Region.code)
+
+
+def list_regions(actor: Actor, f: RegionFilter, page: int, page_size: int, *, with_geometry: bool = False) -> Page:
+    """A page of the regions the actor may see (geometry loaded only when asked for)."""
+    return paginate(region_query(actor, f, with_geometry=with_geometry), page, page_size)
+
+
+# ---------------------------------------------------------------- create / change / retire
+
+def _live_parent(actor: Actor, parent_id: int, level: str) -> Region:
+    parent = db.session.get(Region, parent_id)
+    authorize(actor, REGION_ADD_CHILDREN, parent,
+              not_found=InvalidInput("region.invalid_parent", "No such parent region.",
+                                     errors={"parent_id": ["No such region."]}))
+    if parent.is_retired:
+        raise InvalidInput("region.invalid_parent", "The parent region is retired.", errors={"parent_id": ["Retired."]})
+    if parent.level != parent_level(level):
+        raise InvalidInput("region.invalid_parent", f"A {level} belongs under a {parent_level(level)}, not a {parent.level}.",
+                           errors={"parent_id": [f"Must be a {parent_level(level)}."]})
+    return parent
+
+
+def _code_free(code: str, field_name: str = "code") -> None:
+    if db.session.scalar(select(Region.id).where(Region.code == code)) is not None:
+        raise Conflict("region.code_taken", f"The code {code} is already used.", errors={field_name: ["Already used."]})
+
+
+def create_region(actor: Actor, data: dict) -> Region:
+    """Create one region under a parent of the level above (a city has no parent).
+
+    Errors: region.invalid_parent, region.code_taken, geometry.*, auth.forbidden.
+    """
+    level = data["level"]
+    parent = None
+    if level == "city":
+        if data.get("parent_id") is not None:
+            raise InvalidInput("region.invalid_parent", "A city has no parent.", errors={"parent_id": ["Must be empty."]})
+        if not actor.is_admin:
+            raise Forbidden("auth.forbidden", "Only administrators create cities.")
+    elif data.get("parent_id") is None:
+        raise InvalidInput("region.invalid_parent", f"A {level} needs a parent {parent_level(level)}.",
+                           errors={"parent_id": ["Required."]})
+    else:
+        parent = _live_parent(actor, data["parent_id"], level)
+    geom = _geometry_input(data["geometry"])
+    _code_free(data["code"])
+    region = Region(code=data["code"], name=data["name"], name_en=data.get("name_en"), level=level,
+                    parent_id=parent.id if parent else None, geom=to_db(geom), area_m2=geodesic_area_m2(geom),
+                    properties=data.get("properties") or {})
+    db.session.add(region)
+    try:
+        db.session.flush()
+    except IntegrityError:  # a concurrent create took the code
+        db.session.rollback()
+        raise Conflict("region.code_taken", f"The code {data['code']} is already used.",
+                       errors={"code": ["Already used."]}) from None
+    region.path = child_path(parent.path if parent else None, region.id)
+    db.session.commit()
+    return region
+
+
+def update_region(actor: Actor, region_id: int, changes: dict) -> Region:
+    """Rename or recode a region (more- or less-specific names, a new code).
+
+    ``changes["version"]`` must be the version the client read. Errors:
+    region.not_found, auth.forbidden, region.version_conflict, region.code_taken.
+    """
+    region = db.session.get(Region, region_id)
+    authorize(actor, REGION_MANAGE, region, not_found=_not_found())
+    if changes["version"] != region.version:
+        raise Conflict("region.version_conflict", "The region was changed by someone else; reload it.")
+    if "code" in changes and changes["code"] != region.code:
+        _code_free(changes["code"])
+    for name in ("code", "name", "name_en"):
+        if name in changes:
+            setattr(region, name, changes[name])
+    try:
+        db.session.commit()
+    except StaleDataError:
+        db.session.rollback()
+        raise Conflict("region.version_conflict", "The region was changed by someone else; reload it.") from None
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("region.code_taken", "That code is already used.", errors={"code": ["Already used."]}) from None
+    return region
+
+
+def retire_region(actor: Actor, region_id: int, *, cascade: bool) -> Region:
+    """Retire a region (撤销): it stays for history but leaves lists, maps and locate.
+
+    Refused while live children remain, unless ``cascade`` retires the whole subtree.
+    Errors: region.not_found, auth.forbidden, region.has_live_children.
+    """
+    region = db.session.get(Region, region_id)
+    authorize(actor, REGION_MANAGE, region, not_found=_not_found())
+    if region.is_retired:
+        return region
+    live_below = db.session.scalar(text(
+        "SELECT count(*) FROM regions WHERE path LIKE :p || '%' AND id <> :id AND retired_at IS NULL"
+    ), {"p": region.path, "id": region.id})
+    if live_below and not cascade:
+        raise Conflict("region.has_live_children",
+                       f"{live_below} live regions lie inside; retire them first or ask for cascade.")
+    db.session.execute(text(
+        "UPDATE regions SET retired_at = now(), version = version + 1, updated_at = now() "
+        "WHERE path LIKE :p || '%' AND retired_at IS NULL"), {"p": region.path})
+    db.session.commit()
+    db.session.refresh(region)
+    return region
+
+
+# ---------------------------------------------------------------- locate
+
+@dataclass
+class Location:
+    cell: dict
+    chain: list[dict]  # city first, the cell last
+    lon: float  # WGS84 actually looked up
+    lat: float
+
+
+_LOCATE_SQL = text("""
+WITH cell AS (
+    SELECT id, path FROM regions
+    WHERE level = 'grid' AND retired_at IS NULL
+      AND ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+      AND path LIKE :scope || '%'
+    ORDER BY code  -- a point on a shared border belongs to the cell with the smallest code
+    LIMIT 1
+)
+SELECT r.id, r.code, r.name, r.name_en, r.level
+FROM cell JOIN regions r ON r.id = ANY (string_to_array(trim(BOTH '/' FROM cell.path), '/')::int[])
+ORDER BY length(r.path)
+""")
+
+
+def locate(actor: Actor, lon: float, lat: float, crs: str = "wgs84") -> Location:
+    """Find the grid cell at a point and its chain up to the city (定位).
+
+    ``lon``/``lat`` are degrees in ``crs`` (wgs84, gcj02 or bd09); they are converted
+    to WGS84 first. Only live cells inside the actor's scope are candidates. A point on
+    a border shared by several cells belongs to the one with the smallest code.
+    Errors: geometry.out_of_range, region.no_cell_at_point (404).
+    """
+    try:
+        parse_point(lon, lat)
+    except GeometryError as exc:
+        raise InvalidInput(exc.code, exc.message) from None
+    if crs != "wgs84":
+        lon, lat = geo_crs.to_wgs84(lon, lat, crs)
+    scope = "/" if actor.is_admin else actor.scope_path
+    rows = db.session.execute(_LOCATE_SQL, {"lon": lon, "lat": lat, "scope": scope}).all()
+    if not rows:
+        raise NotFound("region.no_cell_at_point", "No grid cell you can see covers this point.")
+    chain = [dict(row._mapping) for row in rows]
+    return Location(cell=chain[-1], chain=chain, lon=lon, lat=lat)
+
+
+# ---------------------------------------------------------------- bulk: staging + upsert
+
+_STAGING_DDL = """
+CREATE TEMP TABLE IF NOT EXISTS region_staging (
+    seq int, code text, name text, name_en text, parent_code text, parent_id int,
+    geom geometry(MultiPolygon, 4326), area_m2 float8, properties jsonb
+) ON COMMIT DROP
+"""
+
+
+@dataclass
+class StagedRegion:
+    code: str
+    name: str
+    name_en: str | None
+    geom: object  # shapely MultiPolygon, EPSG:4326
+    properties: dict = field(default_factory=dict)
+    parent_code: str | None = None
+    parent_id: int | None = None
+
+
+def _stage(rows: list[StagedRegion], progress: Progress | None) -> None:
+    db.session.execute(text(_STAGING_DDL))
+    db.session.execute(text("TRUNCATE region_staging"))
+    raw = db.session.connection().connection.driver_connection
+    with raw.cursor() as cur, cur.copy(
+        "COPY region_staging (seq, code, name, name_en, parent_code, parent_id, geom, area_m2, properties) FROM STDIN"
+    ) as copy:
+        for seq, row in enumerate(rows):
+            copy.write_row((seq, row.code, row.name, row.name_en, row.parent_code, row.parent_id,
+                            shapely.to_wkb(shapely.set_srid(row.geom, 4326), hex=True, include_srid=True),
+                            geodesic_area_m2(row.geom),
+                            json.dumps(row.properties, ensure_ascii=False, default=str)))
+            if progress and (seq % 100 == 99 or seq == len(rows) - 1):
+                progress(seq + 1, len(rows), "features staged")
+    db.session.execute(text("ANALYZE region_staging"))
+
+
+def _merge_staged(level: str) -> dict:
+    """Upsert the staged rows (with parent_id set) as regions of ``level``.
+
+    Returns counts {"created", "updated", "unchanged"} and the codes refused because
+    the code exists at another level.
+    """
+    wrong_level = db.session.execute(text(
+        "SELECT s.code, r.level FROM region_staging s JOIN regions r ON r.code = s.code WHERE r.level <> :level"
+    ), {"level": level}).all()
+    if wrong_level:
+        db.session.execute(text(
+            "DELETE FROM region_staging s USING regions r WHERE r.code = s.code AND r.level <> :level"), {"level": level})
+    # Old paths of regions that will move, to rewrite their subtrees afterwards.
+    db.session.execute(text("""
+        CREATE TEMP TABLE IF NOT EXISTS region_moves (id int, old_path text) ON COMMIT DROP;
+        TRUNCATE region_moves;
+        INSERT INTO region_moves
+        SELECT r.id, r.path FROM region_staging s JOIN regions r ON r.code = s.code
+        WHERE r.parent_id IS DISTINCT FROM s.parent_id
+    """))
+    result = db.session.execute(text("""
+        INSERT INTO regions AS r (code, name, name_en, level, parent_id, path, geom, area_m2, properties,
+                                  version, created_at, updated_at)
+        SELECT code, name, name_en, :level, parent_id, '/', geom, area_m2, properties, 1, now(), now()
+        FROM region_staging ORDER BY seq
+        ON CONFLICT (code) DO UPDATE SET
+            name = excluded.name, name_en = excluded.name_en, parent_id = excluded.parent_id,
+            geom = excluded.geom, area_m2 = excluded.area_m2, properties = excluded.properties,
+            retired_at = NULL, version = r.version + 1, updated_at = now()
+        WHERE (r.name, r.name_en, r.parent_id, r.properties, r.retired_at IS NULL)
+              IS DISTINCT FROM (excluded.name, excluded.name_en, excluded.parent_id, excluded.properties, true)
+           OR NOT ST_Equals(r.geom, excluded.geom)
+        RETURNING (xmax = 0) AS created
+    """), {"level": level}).all()
+    created = sum(1 for row in result if row.created)
+    updated = len(result) - created
+    # Paths: new rows and moved rows take their parent's path + their id…
+    db.session.execute(text("""
+        UPDATE regions r SET path = COALESCE(p.path, '/') || r.id || '/'
+        FROM region_staging s LEFT JOIN regions p ON p.id = s.parent_id
+        WHERE r.code = s.code AND r.path IS DISTINCT FROM COALESCE(p.path, '/') || r.id || '/'
+    """))
+    # …and everything below a moved row follows it.
+    db.session.execute(text("""
+        UPDATE regions d SET path = r.path || substr(d.path, length(m.old_path) + 1)
+        FROM region_moves m JOIN regions r ON r.id = m.id
+        WHERE m.old_path <> '/' AND d.path LIKE m.old_path || '%' AND d.id <> m.id
+    """))
+    staged = db.session.scalar(text("SELECT count(*) FROM region_staging"))
+    return {
+        "created": created, "updated": updated, "unchanged": staged - len(result),
+        "refused": [{"code": code, "reason": f"the code exists at level {lvl}"} for code, lvl in wrong_level],
+    }
+
+
+# ---------------------------------------------------------------- import
+
+@dataclass
+class ImportOptions:
+    level: str
+    code_field: str
+    name_field: str
+    name_en_field: str | None = None
+    parent_code_field: str | None = None
+
+
+def _feature_rows(features: list, opts: ImportOptions, report: dict) -> list[StagedRegion]:
+    """Validate features into staged rows; refusals and repairs go into ``report``."""
+    rows: list[StagedRegion] = []
+    seen: set[str] = set()
+    for index, feature in enumerate(features):
+        def refuse(reason: str, code=None):
+            report["refused"].append({"index": index, "code": code, "reason": reason})
+
+        if not isinstance(feature, dict) or feature.get("type") != "Feature":
+            refuse("not a GeoJSON Feature")
+            continue
+        props = feature.get("properties") or {}
+        if not isinstance(props, dict):
+            refuse("properties is not an object")
+            continue
+        code = props.get(opts.code_field)
+        name = props.get(opts.name_field)
+        code = str(code).strip() if code is not None and not isinstance(code, dict | list) else ""
+        name = str(name).strip() if name is not None and not isinstance(name, dict | list) else ""
+        if not code or len(code) > 32:
+            refuse(f"property {opts.code_field!r} is missing, empty or longer than 32 characters", code or None)
+            continue
+        if not name or len(name) > 200:
+            refuse(f"property {opts.name_field!r} is missing, empty or longer than 200 characters", code)
+            continue
+        if code in seen:
+            refuse("duplicate code in this file", code)
+            continue
+        try:
+            geom, note = parse_polygonal(feature.get("geometry"))
+        except GeometryError as exc:
+            refuse(f"{exc.code}: {exc.message}", code)
+            continue
+        if note:
+            report["repaired"].append({"code": code, "note": note})
+        seen.add(code)
+        name_en = props.get(opts.name_en_field) if opts.name_en_field else None
+        parent_code = props.get(opts.parent_code_field) if opts.parent_code_field else None
+        rows.append(StagedRegion(
+            code=code, name=name, name_en=str(name_en)[:200] if name_en is not None else None,
+            geom=geom, properties=props,
+            parent_code=str(parent_code).strip() if parent_code is not None else None,
+        ))
+    return rows
+
+
+def import_regions(actor: Actor, collection: dict, opts: ImportOptions, progress: Progress | None = None) -> dict:
+    """Import a GeoJSON FeatureCollection as one level of the tree (导入区划).
+
+    Each feature's parent is the live region of the level above named by
+    ``parent_code_field`` when given, else the one it overlaps most. Upsert by code.
+    Returns a report: created, updated, unchanged, refused (with reasons), repaired
+    geometries, unassigned features (no parent found), features lying partly outside
+    their parent, and overlapping siblings. Errors: auth.forbidden, import.invalid.
+    """
+    if not can(actor, REGION_IMPORT, _Root()):
+        raise Forbidden("auth.forbidden", "Only administrators import regions.")
+    if opts.level not in LEVELS:
+        raise InvalidInput("import.invalid", f"Unknown level {opts.level!r}.", errors={"level": [f"One of {LEVELS}."]})
+    if not isinstance(collection, dict) or collection.get("type") != "FeatureCollection" \
+            or not isinstance(collection.get("features"), list):
+        raise InvalidInput("import.invalid", "The file is not a GeoJSON FeatureCollection.")
+    features = collection["features"]
+    report = {"level": opts.level, "features": len(features), "refused": [], "repaired": [], "unassigned": [],
+              "partly_outside_parent": [], "overlapping_siblings": []}
+    rows = _feature_rows(features, opts, report)
+    _stage(rows, progress)
+    upper = parent_level(opts.level)
+    if upper is None:
+        report["parent_rule"] = "none (top level)"
+    elif opts.parent_code_field:
+        report["parent_rule"] = f"property {opts.parent_code_field!r}"
+        db.session.execute(text("""
+            UPDATE region_staging s SET parent_id = p.id FROM regions p
+            WHERE p.code = s.parent_code AND p.level = :upper AND p.retired_at IS NULL
+        """), {"upper": upper})
+    else:
+        report["parent_rule"] = "largest overlap"
+        db.session.execute(text("""
+            UPDATE region_staging s SET parent_id = best.parent_id FROM (
+                SELECT DISTINCT ON (s.seq) s.seq, p.id AS parent_id
+                FROM region_staging s
+                JOIN regions p ON p.level = :upper AND p.retired_at IS NULL AND ST_Intersects(p.geom, s.geom)
+                WHERE ST_Area(ST_Intersection(p.geom, s.geom)) > 0
+                ORDER BY s.seq, ST_Area(ST_Intersection(p.geom, s.geom)) DESC, p.code
+            ) best WHERE best.seq = s.seq
+        """), {"upper": upper})
+    if upper is not None:
+        for code, parent_code in db.session.execute(text(
+                "SELECT code, parent_code FROM region_staging WHERE parent_id IS NULL ORDER BY seq")).all():
+            reason = (f"no live {upper} with code {parent_code!r}" if opts.parent_code_field
+                      else f"overlaps no live {upper}")
+            report["unassigned"].append({"code": code, "reason": reason})
+    merged = _merge_staged(opts.level)
+    report["refused"].extend(merged.pop("refused"))
+    report.update(merged)
+    report["partly_outside_parent"] = _partly_outside_parent()
+    report["overlapping_siblings"] = _overlapping_staged_siblings()
+    db.session.commit()
+    return report
+
+
+class _Root:
+    """The whole territory, as a permission target."""
+
+    scope_path = "/"
+
+
+def _partly_outside_parent(threshold: float = 0.99) -> list[dict]:
+    rows = db.session.execute(text("""
+        SELECT s.code, p.code AS parent_code,
+               ST_Area(ST_Intersection(s.geom, p.geom)) / NULLIF(ST_Area(s.geom), 0) AS share_inside
+        FROM region_staging s JOIN regions p ON p.id = s.parent_id
+        WHERE NOT ST_CoveredBy(s.geom, p.geom)
+        ORDER BY s.seq
+    """)).all()
+    return [{"code": r.code, "parent_code": r.parent_code, "share_inside": round(r.share_inside or 0, 4)}
+            for r in rows if (r.share_inside or 0) < threshold]
+
+
+def _overlapping_staged_siblings(min_area_m2: float = 1.0) -> list[dict]:
+    rows = db.session.execute(text("""
+        SELECT a.code AS a, b.code AS b,
+               ST_Area(ST_Intersection(a.geom, b.geom)::geography) AS area_m2
+        FROM region_staging s
+        JOIN regions a ON a.code = s.code
+        JOIN regions b ON b.parent_id IS NOT DISTINCT FROM a.parent_id AND b.level = a.level
+             AND b.id <> a.id AND b.retired_at IS NULL AND ST_Intersects(a.geom, b.geom)
+        WHERE (a.code < b.code OR b.code NOT IN (SELECT code FROM region_staging))
+          AND ST_Relate(a.geom, b.geom, '2********')
+    """)).all()
+    return [{"codes": [r.a, r.b], "area_m2": round(r.area_m2, 1)} for r in rows if r.area_m2 >= min_area_m2]
+
+
+# ---------------------------------------------------------------- grid generation
+
+@dataclass
+class GridOptions:
+    target_area_m2: float = 10_000
+    sliver_ratio: float = 0.3
+    replace: bool = False
+
+
+def generate_grids(actor: Actor, region_id: int, opts: GridOptions, progress: Progress | None = None) -> dict:
+    """Divide a community — or every community under a region — into unit grids (划分网格).
+
+    Cells of about ``target_area_m2`` in a local equal-area projection, clipped to the
+    community, slivers merged into neighbours, coded community code + serial
+    (west→east, north→south). A community that already has live cells is regenerated
+    only with ``replace`` (cells whose codes are no longer produced are retired);
+    without it a single community answers 409 and a larger region skips it and says so.
+    Errors: region.not_found, auth.forbidden, region.wrong_level, region.grids_exist.
+    """
+    region = db.session.get(Region, region_id)
+    authorize(actor, REGION_ADD_CHILDREN, region, not_found=_not_found())
+    if region.level == "grid":
+        raise InvalidInput("region.wrong_level", "Grid cells are generated for a community or a region above one.")
+    if region.is_retired:
+        raise InvalidInput("region.wrong_level", "The region is retired.")
+    communities = [region] if region.level == "community" else db.session.scalars(
+        select(Region).where(Region.level == "community", Region.retired_at.is_(None),
+                             Region.path.startswith(region.path)).order_by(Region.code)).all()
+    live_cells = dict(db.session.execute(text("""
+        SELECT c.parent_id, count(*) FROM regions c
+        WHERE c.level = 'grid' AND c.retired_at IS NULL AND c.path LIKE :p || '%' GROUP BY c.parent_id
+    """), {"p": region.path}).all())
+    report = {"region": region.code, "communities": 0, "skipped": [], "created": 0, "updated": 0,
+              "unchanged": 0, "retired": 0, "target_area_m2": opts.target_area_m2}
+    for done, community in enumerate(communities, 1):
+        if progress:
+            progress(done, len(communities), community.code)
+        if live_cells.get(community.id) and not opts.replace:
+            if region.level == "community":
+                raise Conflict("region.grids_exist",
+                               f"{community.code} already has {live_cells[community.id]} live grid cells; pass replace to regenerate.")
+            report["skipped"].append({"code": community.code, "reason": "already has live grid cells"})
+            continue
+        counts = _regenerate(community, opts)
+        for key in ("created", "updated", "unchanged", "retired"):
+            report[key] += counts[key]
+        report["communities"] += 1
+    db.session.commit()
+    return report
+
+
+# How generated children are named, per level: (zh pattern, en pattern).
+_GENERATED_NAMES = {
+    "grid": ("{parent}第{n}网格", "{parent} grid {n}"),
+    "community": ("{parent}第{n}社区", "{parent} community {n}"),
+}
+
+
+def _regenerate(parent: Region, opts: GridOptions, level: str = "grid") -> dict:
+    """Replace the live children of ``parent`` at ``level`` by a lattice subdivision."""
+    boundary = db.session.scalar(select(Region.geom.ST_AsBinary()).where(Region.id == parent.id))
+    try:
+        cells = generate_grid(shapely.from_wkb(bytes(boundary)), target_area_m2=opts.target_area_m2,
+                              sliver_ratio=opts.sliver_ratio)
+    except ValueError as exc:
+        raise InvalidInput("region.invalid_grid_options", str(exc)) from None
+    total = len(cells)
+    zh, en = _GENERATED_NAMES[level]
+    label_en = parent.name_en or parent.code
+    rows = [StagedRegion(
+        code=grid_code(parent.code, c.serial, total) if level == "grid" else f"{parent.code}{c.serial:03d}",
+        name=zh.format(parent=parent.name, n=c.serial), name_en=en.format(parent=label_en, n=c.serial),
+        geom=c.geom, parent_id=parent.id, properties={"serial": c.serial, "row": c.row, "col": c.col},
+    ) for c in cells]
+    _stage(rows, None)
+    counts = _merge_staged(level)
+    if counts["refused"]:
+        raise Conflict("region.code_taken", f"Generated codes under {parent.code} are used at other levels: "
+                       + ", ".join(r["code"] for r in counts["refused"][:5]))
+    retired = db.session.execute(text("""
+        UPDATE regions SET retired_at = now(), version = version + 1, updated_at = now()
+        WHERE parent_id = :pid AND level = :level AND retired_at IS NULL
+          AND code NOT IN (SELECT code FROM region_staging)
+    """), {"pid": parent.id, "level": level}).rowcount
+    return {**counts, "retired": retired}
+
+
+def generate_communities(actor: Actor, street_id: int, target_area_m2: float) -> dict:
+    """Divide a street without community boundaries into square communities.
+
+    For territories whose communities are not surveyed yet (and for demo data): codes
+    are the street code + a 3-digit serial. Errors: region.not_found, auth.forbidden,
+    region.wrong_level, region.grids_exist (the street already has communities).
+    """
+    street = db.session.get(Region, street_id)
+    authorize(actor, REGION_ADD_CHILDREN, street, not_found=_not_found())
+    if street.level != "street" or street.is_retired:
+        raise InvalidInput("region.wrong_level", "Communities are generated inside a live street.")
+    if db.session.scalar(select(Region.id).where(Region.parent_id == street.id, Region.retired_at.is_(None)).limit(1)):
+        raise Conflict("region.grids_exist", f"{street.code} already has communities.")
+    counts = _regenerate(street, GridOptions(target_area_m2=target_area_m2), level="community")
+    db.session.commit()
+    return counts
+
+
+# ---------------------------------------------------------------- coverage
+
+def coverage(actor: Actor, region_id: int, min_area_m2: float = 1.0) -> dict:
+    """Check that a region's live children tile it (覆盖检查), as a GeoJSON report.
+
+    Features, each with ``properties.kind``: ``outside`` (the part of a child outside the
+    region), ``overlap`` (the shared part of two siblings), ``gap`` (part of the region
+    no child covers). Pieces under ``min_area_m2`` (geodesic m²) are ignored as noise.
+    Errors: region.not_found.
+    """
+    region = get_region(actor, region_id)
+    params = {"id": region.id, "min": min_area_m2}
+    rows = db.session.execute(text("""
+        WITH parent AS (SELECT geom FROM regions WHERE id = :id),
+        kids AS (SELECT id, code, geom FROM regions WHERE parent_id = :id AND retired_at IS NULL),
+        pieces AS (
+            SELECT 'outside' AS kind, ARRAY[k.code] AS codes,
+                   ST_CollectionExtract(ST_Difference(k.geom, parent.geom), 3) AS geom
+            FROM kids k, parent WHERE NOT ST_CoveredBy(k.geom, parent.geom)
+          UNION ALL
+            SELECT 'overlap', ARRAY[a.code, b.code], ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3)
+            FROM kids a JOIN kids b ON a.code < b.code AND ST_Intersects(a.geom, b.geom)
+            WHERE ST_Relate(a.geom, b.geom, '2********')
+          UNION ALL
+            SELECT 'gap', ARRAY[]::text[], (ST_Dump(ST_CollectionExtract(
+                ST_Difference(parent.geom, COALESCE((SELECT ST_Union(geom) FROM kids), 'SRID=4326;POLYGON EMPTY'::geometry)), 3))).geom
+            FROM parent
+        )
+        SELECT kind, codes, ST_AsGeoJSON(geom, 7) AS geojson, ST_Area(geom::geography) AS area_m2
+        FROM pieces WHERE NOT ST_IsEmpty(geom) AND ST_Area(geom::geography) >= :min
+        ORDER BY kind, codes
+    """), params).all()
+    children = db.session.scalar(text("SELECT count(*) FROM regions WHERE parent_id = :id AND retired_at IS NULL"),
+                                 {"id": region.id})
+    features = [{"type": "Feature", "geometry": json.loads(r.geojson),
+                 "properties": {"kind": r.kind, "codes": list(r.codes), "area_m2": round(r.area_m2, 1)}} for r in rows]
+    summary = {kind: sum(1 for f in features if f["properties"]["kind"] == kind) for kind in ("outside", "overlap", "gap")}
+    return {"type": "FeatureCollection", "features": features,
+            "region": {"id": region.id, "code": region.code, "level": region.level, "children": children},
+            "summary": {**summary, "ok": not features, "min_area_m2": min_area_m2},
+            "checked_at": utcnow().isoformat()}
+
