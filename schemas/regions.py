@@ -163,6 +163,8 @@ class ImportReportSchema(Schema):
     refused = fields.List(fields.Dict(), metadata={"description": "Features not imported, with the reason"})
     repaired = fields.List(fields.Dict(), metadata={"description": "Invalid geometries repaired with make_valid"})
     unassigned = fields.List(fields.Dict(), metadata={"description": "Imported without a parent"})
+    assigned_to_nearest = fields.List(fields.Dict(), metadata={
+        "description": "Overlapping no parent, given the nearest one (distance_m)"})
     partly_outside_parent = fields.List(fields.Dict())
     overlapping_siblings = fields.List(fields.Dict())
 

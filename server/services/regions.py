@@ -31,6 +31,9 @@ from server.models._base import utcnow
 from .access import authorize, within_scope
 from .pagination import Page, paginate
 
+# A feature overlapping no region of the level above takes the nearest one this close.
+NEAREST_PARENT_MAX_M = 5_000
+
 Progress = Callable[[int, int, str], None]  # (done, total, what) for progress bars
 
 
@@ -402,7 +405,8 @@ def import_regions(actor: Actor, collection: dict, opts: ImportOptions, progress
     """Import a GeoJSON FeatureCollection as one level of the tree (导入区划).
 
     Each feature's parent is the live region of the level above named by
-    ``parent_code_field`` when given, else the one it overlaps most. Upsert by code.
+    ``parent_code_field`` when given, else the one it overlaps most, else (no overlap)
+    the nearest within ``NEAREST_PARENT_MAX_M``. Upsert by code.
     Returns a report: created, updated, unchanged, refused (with reasons), repaired
     geometries, unassigned features (no parent found), features lying partly outside
     their parent, and overlapping siblings. Errors: auth.forbidden, import.invalid.
@@ -416,7 +420,7 @@ def import_regions(actor: Actor, collection: dict, opts: ImportOptions, progress
         raise InvalidInput("import.invalid", "The file is not a GeoJSON FeatureCollection.")
     features = collection["features"]
     report = {"level": opts.level, "features": len(features), "refused": [], "repaired": [], "unassigned": [],
-              "partly_outside_parent": [], "overlapping_siblings": []}
+              "assigned_to_nearest": [], "partly_outside_parent": [], "overlapping_siblings": []}
     rows = _feature_rows(features, opts, report)
     _stage(rows, progress)
     upper = parent_level(opts.level)
@@ -439,11 +443,30 @@ def import_regions(actor: Actor, collection: dict, opts: ImportOptions, progress
                 ORDER BY s.seq, ST_Area(ST_Intersection(p.geom, s.geom)) DESC, p.code
             ) best WHERE best.seq = s.seq
         """), {"upper": upper})
+        # Features overlapping no parent (islands, water tracts outside land-only
+        # boundaries) go to the nearest one within NEAREST_PARENT_MAX_M, and say so.
+        nearest = db.session.execute(text("""
+            UPDATE region_staging s SET parent_id = near.id FROM (
+                SELECT s.seq, p.id, p.code,
+                       ST_Distance(p.geom::geography, s.geom::geography) AS metres
+                FROM region_staging s
+                CROSS JOIN LATERAL (
+                    SELECT id, code, geom FROM regions p
+                    WHERE p.level = :upper AND p.retired_at IS NULL
+                    ORDER BY p.geom <-> s.geom LIMIT 1
+                ) p
+                WHERE s.parent_id IS NULL
+            ) near
+            WHERE near.seq = s.seq AND near.metres <= :max_m
+            RETURNING s.code, near.code AS parent_code, near.metres
+        """), {"upper": upper, "max_m": NEAREST_PARENT_MAX_M}).all()
+        report["assigned_to_nearest"] = [
+            {"code": r.code, "parent_code": r.parent_code, "distance_m": round(r.metres, 1)} for r in nearest]
     if upper is not None:
         for code, parent_code in db.session.execute(text(
                 "SELECT code, parent_code FROM region_staging WHERE parent_id IS NULL ORDER BY seq")).all():
             reason = (f"no live {upper} with code {parent_code!r}" if opts.parent_code_field
-                      else f"overlaps no live {upper}")
+                      else f"no live {upper} overlaps it or lies within {NEAREST_PARENT_MAX_M} m")
             report["unassigned"].append({"code": code, "reason": reason})
     merged = _merge_staged(opts.level)
     report["refused"].extend(merged.pop("refused"))
