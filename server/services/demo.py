@@ -3,7 +3,8 @@
 city 洛杉矶 (Los Angeles) > 12 service regions as districts > 99 neighbourhood councils as
 streets (from ``shared/data/la``); inside three central councils, communities of about
 1 km² and unit grids of about 10,000 m² are generated. Departments and demo users for
-every role come with it. Loading is idempotent: a second run changes nothing.
+every role come with it. Loading is idempotent and resumable: every step is an upsert or
+skips what exists, so a second run (or a run after an interrupted one) only finishes.
 """
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ CITY_CODE = "LA"
 DETAILED = ("DOWNTOWN LOS ANGELES", "HISTORIC CULTURAL NC", "PICO UNION NC")
 
 
+def _title(name: str) -> str:
+    """LA data is in capitals: "HISTORIC CULTURAL NC" → "Historic Cultural NC"."""
+    return re.sub(r"\b(Nc|Cc|Ndc|La)\b", lambda m: m.group(0).upper(), name.title())
+
+
 def _district_code(service_region: str) -> str:
     number = int(re.search(r"REGION (\d+)", service_region).group(1))
     return f"{CITY_CODE}{number:02d}"
@@ -50,7 +56,7 @@ def _feature(geom, **props) -> dict:
 
 def load_demo(councils_path: Path = COUNCILS, say=print) -> dict:
     """Load the demo city; returns {"created": bool, "users": [(username, role, password)]}."""
-    if db.session.scalar(select(Region.id).where(Region.code == CITY_CODE)):
+    if db.session.scalar(select(User.id).where(User.username == "admin")):
         return {"created": False, "users": []}
     if not councils_path.exists():
         raise FileNotFoundError(f"Demo data not found: {councils_path} (the project's shared/data folder)")
@@ -64,7 +70,7 @@ def load_demo(councils_path: Path = COUNCILS, say=print) -> dict:
         by_region.setdefault(feature["properties"]["service_re"], []).append(geom)
     city = _feature(unary_union(shapes), code=CITY_CODE, name="洛杉矶市", name_en="Los Angeles")
     regions.import_regions(SYSTEM, _collection([city]), regions.ImportOptions("city", "code", "name", "name_en"))
-    districts = [_feature(unary_union(parts), code=_district_code(name), name=name.title(), name_en=name.title())
+    districts = [_feature(unary_union(parts), code=_district_code(name), name=_title(name), name_en=_title(name))
                  for name, parts in sorted(by_region.items())]
     regions.import_regions(SYSTEM, _collection(districts),
                            regions.ImportOptions("district", "code", "name", "name_en"))
@@ -74,17 +80,18 @@ def load_demo(councils_path: Path = COUNCILS, say=print) -> dict:
     for feature, geom in zip(councils, shapes):
         p = feature["properties"]
         streets.append(_feature(geom, code=_street_code(_district_code(p["service_re"]), p["nc_id"]),
-                                name=p["name"].title(), name_en=p["name"].title(),
+                                name=_title(p["name"]), name_en=_title(p["name"]),
                                 district=_district_code(p["service_re"]), nc_id=p["nc_id"], website=p.get("waddress")))
     regions.import_regions(SYSTEM, _collection(streets), regions.ImportOptions(
         "street", "code", "name", "name_en", parent_code_field="district"))
 
     detailed = db.session.scalars(select(Region).where(
-        Region.level == "street", Region.name.in_([n.title() for n in DETAILED])).order_by(Region.code)).all()
+        Region.level == "street", Region.name.in_([_title(n) for n in DETAILED])).order_by(Region.code)).all()
     for street in detailed:
         say(f"Communities and grid cells in {street.name} …")
-        regions.generate_communities(SYSTEM, street.id, target_area_m2=1_000_000)
-        regions.generate_grids(SYSTEM, street.id, regions.GridOptions())
+        if not db.session.scalar(select(Region.id).where(Region.parent_id == street.id).limit(1)):
+            regions.generate_communities(SYSTEM, street.id, target_area_m2=1_000_000)
+        regions.generate_grids(SYSTEM, street.id, regions.GridOptions())  # skips communities with cells
     users = _people(detailed)
     return {"created": True, "users": users}
 
