@@ -22,7 +22,7 @@ def client_ip() -> str:
     if hops:
         forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
         if len(forwarded) >= hops:
-            return forwarded[-hops]
+            return forwarded[-hops][:64]  # a forged header must not overflow the audit column
     return request.remote_addr or "unknown"
 
 
@@ -44,3 +44,8 @@ def login_required(view):
         return view(g.actor, *args, **kwargs)
 
     return Blueprint.doc(security=[{"bearerAuth": []}])(wrapper)
+
+
+def current_session_id():
+    """The sign-in session of the authenticated request (after ``login_required``)."""
+    return g.session_id

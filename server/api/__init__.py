@@ -15,7 +15,7 @@ def register_blueprints(app: Flask, api: Api) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(web.bp)
     for module in _resources():
-        api.register_blueprint(module.blp, url_prefix="/api/v1")
+        api.register_blueprint(module.blp, url_prefix="/api/v1" + (module.blp.url_prefix or ""))
 
 
 def _resources():

@@ -1,3 +1,60 @@
-from flask_smorest import Blueprint
+"""The signed-in user: profile, password and phones."""
 
-blp = Blueprint("me", __name__, url_prefix="/me")
+from schemas.common import MAX_ID
+from schemas.devices import DeviceCreateSchema, DeviceSchema
+from schemas.users import MeSchema, PasswordChangeSchema
+from server.auth import client_ip, current_session_id, login_required
+from server.services import devices, users
+
+from .common import Blueprint, errors
+
+blp = Blueprint("me", __name__, url_prefix="/me", description="The signed-in user")
+
+
+@blp.get("")
+@blp.response(200, MeSchema)
+@errors(blp, 401)
+@login_required
+def me(actor):
+    """Show the signed-in user with scope, department and grid cells"""
+    return users.my_profile(actor)
+
+
+@blp.post("/password")
+@blp.arguments(PasswordChangeSchema)
+@blp.response(204)
+@errors(blp, 401, 403, 422, 429)
+@login_required
+def change_password(actor, data):
+    """Change your password and sign out your other sessions"""
+    users.change_my_password(actor, data, session_id=current_session_id(), client_ip=client_ip())
+
+
+@blp.get("/devices")
+@blp.response(200, DeviceSchema(many=True))
+@errors(blp, 401)
+@login_required
+def list_devices(actor):
+    """List your phones registered for push notifications"""
+    return devices.list_devices(actor)
+
+
+@blp.post("/devices")
+@blp.arguments(DeviceCreateSchema)
+@blp.response(201, DeviceSchema, description="Registered for the first time (or taken over from another user)")
+@blp.alt_response(200, schema=DeviceSchema, description="Already registered: last seen and app version updated")
+@errors(blp, 401, 422)
+@login_required
+def register_device(actor, data):
+    """Register this phone's push token (idempotent)"""
+    device, created = devices.register_device(actor, data)
+    return device, 201 if created else 200
+
+
+@blp.delete(f"/devices/<int(max={MAX_ID}):device_id>")
+@blp.response(204)
+@errors(blp, 401, 404)
+@login_required
+def remove_device(actor, device_id):
+    """Forget one of your phones"""
+    devices.remove_device(actor, device_id)

@@ -65,7 +65,7 @@ def _access_token(session: AuthSession, user: User) -> str:
     return jwt.encode(claims, current_app.config["SECRET_KEY"], algorithm="HS256")
 
 
-def _check_throttle(username: str, client_ip: str) -> None:
+def check_throttle(username: str, client_ip: str) -> None:
     """Refuse (429) when recent failures for this user name or address reach the limit."""
     cfg = current_app.config
     window = timedelta(seconds=cfg["LOGIN_WINDOW_SECONDS"])
@@ -87,7 +87,7 @@ def _check_throttle(username: str, client_ip: str) -> None:
 def login(username: str, password: str, *, client_ip: str, user_agent: str | None) -> TokenPair:
     """Sign in with user name and password (登录). Errors: auth.rate_limited, auth.invalid_credentials."""
     username = username.strip().lower()
-    _check_throttle(username, client_ip)
+    check_throttle(username, client_ip)
     user = db.session.scalars(select(User).where(func.lower(User.username) == username)).one_or_none()
     ok = verify_password(user.password_hash if user else None, password) and user.is_active
     db.session.add(LoginAttempt(username=username, client_ip=client_ip, succeeded=ok))

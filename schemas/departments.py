@@ -1,0 +1,41 @@
+"""Functional departments (职能部门)."""
+from marshmallow import Schema, fields, validate
+
+from schemas.common import MAX_ID, Id, PageQueryArgsSchema, page_of
+from schemas.common import QueryId
+from schemas.users import RegionSummarySchema, Trimmed
+
+CODE_PATTERN = r"^[A-Za-z0-9_.-]+$"
+
+
+class DepartmentSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    code = fields.String(dump_only=True)
+    name = fields.String(dump_only=True)
+    name_en = fields.String(dump_only=True, allow_none=True)
+    region = fields.Nested(RegionSummarySchema, dump_only=True)
+    retired_at = fields.DateTime(dump_only=True, allow_none=True)
+    version = fields.Integer(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+
+
+DepartmentPageSchema = page_of(DepartmentSchema, "DepartmentPage")
+
+
+class DepartmentCreateSchema(Schema):
+    code = fields.String(required=True, validate=[validate.Length(min=1, max=32), validate.Regexp(CODE_PATTERN)])
+    name = Trimmed(required=True, validate=validate.Length(max=200))
+    name_en = Trimmed(allow_none=True, load_default=None, validate=validate.Length(max=200))
+    region_id = Id(required=True)
+
+
+class DepartmentPatchSchema(Schema):
+    name = Trimmed(validate=validate.Length(max=200))
+    name_en = Trimmed(allow_none=True, validate=validate.Length(max=200))
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_ID),
+                             metadata={"description": "The version you read; a stale one gives 409"})
+
+
+class DepartmentQueryArgsSchema(PageQueryArgsSchema):
+    region_id = QueryId(metadata={"description": "Departments anywhere in this region's subtree"})
+    include_retired = fields.Boolean(load_default=False)
