@@ -79,4 +79,6 @@ def load_config() -> dict:
         "OPENAPI_SWAGGER_UI_PATH": "docs",
         "OPENAPI_SWAGGER_UI_URL": "/static/vendor/swagger-ui/",
         "JSON_SORT_KEYS": False,
+        # where `flask demo load` writes the demo users' passwords (mode 0600)
+        "DEMO_CREDENTIALS_FILE": os.environ.get("FENGQIAO_DEMO_CREDENTIALS", str(VAR_DIR / "demo-credentials.txt")),
     }

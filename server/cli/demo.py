@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
-from server.config import VAR_DIR
 from server.services.demo import load_demo
 
 demo_cli = AppGroup("demo", help="Demo data.")
-CREDENTIALS = VAR_DIR / "demo-credentials.txt"
 
 
 @demo_cli.command("load")
@@ -20,13 +20,14 @@ def load_command():
         result = load_demo(say=lambda text: click.echo(text, err=True))
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
+    credentials = Path(current_app.config["DEMO_CREDENTIALS_FILE"])
     if not result["created"]:
-        click.echo(f"Demo data already loaded (sign-in names and passwords: {CREDENTIALS}).")
+        click.echo(f"Demo data already loaded (sign-in names and passwords: {credentials}).")
         return
     lines = [f"{username:<12} {role:<12} {password}" for username, role, password in result["users"]]
-    VAR_DIR.mkdir(exist_ok=True)
-    fd = os.open(CREDENTIALS, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    credentials.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(lines) + "\n")
-    click.echo("Demo users (user name, role, password) — also saved to " + str(CREDENTIALS) + ":")
+    click.echo(f"Demo users (user name, role, password) — also saved to {credentials}:")
     click.echo("\n".join("  " + line for line in lines))

@@ -1,0 +1,30 @@
+"""`flask demo load`, the command `make run` relies on: the LA demo city, once."""
+from sqlalchemy import func, select
+
+from server.domain.permissions import SYSTEM
+from server.models import Region, User
+from server.services import regions
+
+
+def test_demo_city_loads_once_with_a_user_for_every_role(app, db, tmp_path):
+    app.config["DEMO_CREDENTIALS_FILE"] = str(tmp_path / "credentials.txt")
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["demo", "load"])
+    assert first.exit_code == 0, first.output
+    counts = dict(db.session.execute(select(Region.level, func.count()).group_by(Region.level)).all())
+    assert (counts["city"], counts["district"], counts["street"]) == (1, 12, 99)
+    assert counts["community"] >= 10 and counts["grid"] > 1000
+    roles = set(db.session.scalars(select(User.role)).all())
+    assert roles == {"admin", "city", "district", "street", "community", "grid_worker", "department"}
+    saved = (tmp_path / "credentials.txt").read_text().splitlines()
+    assert len(saved) == db.session.scalar(select(func.count()).select_from(User))
+    assert (tmp_path / "credentials.txt").stat().st_mode & 0o777 == 0o600
+    community = db.session.scalars(select(Region).where(Region.level == "community").order_by(Region.code)).first()
+    assert regions.coverage(SYSTEM, community.id)["summary"]["ok"]
+    located = regions.locate(SYSTEM, -118.2468, 34.0505)  # Los Angeles City Hall
+    assert [r["level"] for r in located.chain] == ["city", "district", "street", "community", "grid"]
+    assert located.chain[2]["name"] == "Downtown Los Angeles"
+
+    second = runner.invoke(args=["demo", "load"])
+    assert second.exit_code == 0 and "already loaded" in second.output
+    assert dict(db.session.execute(select(Region.level, func.count()).group_by(Region.level)).all()) == counts
