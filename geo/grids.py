@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Polygon
 
 from geo.geometry import geodesic_area_m2
@@ -97,8 +97,11 @@ def generate_grid(
         raise ValueError("boundary must be a valid, non-empty Polygon or MultiPolygon in EPSG:4326")
 
     centre = boundary.centroid
-    local = CRS(f"+proj=laea +lat_0={centre.y!r} +lon_0={centre.x!r} +datum=WGS84 +units=m +no_defs")
-    to_local = Transformer.from_crs("EPSG:4326", local, always_xy=True)
+    # The same PROJ pipeline Transformer.from_crs("EPSG:4326", laea, always_xy=True)
+    # builds, written out: building it from CRS objects costs ~15 ms a community.
+    to_local = Transformer.from_pipeline(
+        "+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad "
+        f"+step +proj=laea +lat_0={centre.y!r} +lon_0={centre.x!r} +x_0=0 +y_0=0 +ellps=WGS84")
 
     pieces, rows, cols = _clip_lattice(boundary, to_local, math.sqrt(target_area_m2))
     local_pieces = shapely.transform(pieces, lambda xy: np.column_stack(to_local.transform(xy[:, 0], xy[:, 1])))

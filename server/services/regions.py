@@ -270,6 +270,7 @@ class StagedRegion:
     properties: dict = field(default_factory=dict)
     parent_code: str | None = None
     parent_id: int | None = None
+    area_m2: float | None = None  # geodesic m²; computed when not given
 
 
 def _stage(rows: list[StagedRegion], progress: Progress | None) -> None:
@@ -282,7 +283,7 @@ def _stage(rows: list[StagedRegion], progress: Progress | None) -> None:
         for seq, row in enumerate(rows):
             copy.write_row((seq, row.code, row.name, row.name_en, row.parent_code, row.parent_id,
                             shapely.to_wkb(shapely.set_srid(row.geom, 4326), hex=True, include_srid=True),
-                            geodesic_area_m2(row.geom),
+                            row.area_m2 if row.area_m2 is not None else geodesic_area_m2(row.geom),
                             json.dumps(row.properties, ensure_ascii=False, default=str)))
             if progress and (seq % 100 == 99 or seq == len(rows) - 1):
                 progress(seq + 1, len(rows), "features staged")
@@ -543,19 +544,24 @@ def generate_grids(actor: Actor, region_id: int, opts: GridOptions, progress: Pr
     """), {"p": region.path}).all())
     report = {"region": region.code, "communities": 0, "skipped": [], "created": 0, "updated": 0,
               "unchanged": 0, "retired": 0, "target_area_m2": opts.target_area_m2}
-    for done, community in enumerate(communities, 1):
-        if progress:
-            progress(done, len(communities), community.code)
+    todo = []
+    for community in communities:
         if live_cells.get(community.id) and not opts.replace:
             if region.level == "community":
                 raise Conflict("region.grids_exist",
                                f"{community.code} already has {live_cells[community.id]} live grid cells; pass replace to regenerate.")
             report["skipped"].append({"code": community.code, "reason": "already has live grid cells"})
-            continue
-        counts = _regenerate(community, opts)
-        for key in ("created", "updated", "unchanged", "retired"):
-            report[key] += counts[key]
-        report["communities"] += 1
+        else:
+            todo.append(community)
+    # The lattice is Python work per community; the writes are one staged upsert for all.
+    boundaries = _boundaries([c.id for c in todo])
+    rows: list[StagedRegion] = []
+    for done, community in enumerate(todo, 1):
+        rows.extend(_lattice_rows(community, boundaries[community.id], opts, "grid"))
+        if progress:
+            progress(done, len(todo), community.code)
+    counts = _replace_children([c.id for c in todo], rows, "grid")
+    report.update(counts, communities=len(todo))
     db.session.commit()
     return report
 
@@ -567,32 +573,42 @@ _GENERATED_NAMES = {
 }
 
 
-def _regenerate(parent: Region, opts: GridOptions, level: str = "grid") -> dict:
-    """Replace the live children of ``parent`` at ``level`` by a lattice subdivision."""
-    boundary = db.session.scalar(select(Region.geom.ST_AsBinary()).where(Region.id == parent.id))
+def _boundaries(region_ids: list[int]):
+    """The polygons of ``region_ids`` as shapely geometries (EPSG:4326), by id."""
+    rows = db.session.execute(select(Region.id, Region.geom.ST_AsBinary()).where(Region.id.in_(region_ids))).all()
+    return {region_id: shapely.from_wkb(bytes(wkb)) for region_id, wkb in rows}
+
+
+def _lattice_rows(parent: Region, boundary, opts: GridOptions, level: str) -> list[StagedRegion]:
+    """The children of ``parent`` at ``level`` from a lattice subdivision of ``boundary``."""
     try:
-        cells = generate_grid(shapely.from_wkb(bytes(boundary)), target_area_m2=opts.target_area_m2,
-                              sliver_ratio=opts.sliver_ratio)
+        cells = generate_grid(boundary, target_area_m2=opts.target_area_m2, sliver_ratio=opts.sliver_ratio)
     except ValueError as exc:
         raise InvalidInput("region.invalid_grid_options", str(exc)) from None
     total = len(cells)
     zh, en = _GENERATED_NAMES[level]
     label_en = parent.name_en or parent.code
-    rows = [StagedRegion(
+    return [StagedRegion(
         code=grid_code(parent.code, c.serial, total) if level == "grid" else f"{parent.code}{c.serial:03d}",
         name=zh.format(parent=parent.name, n=c.serial), name_en=en.format(parent=label_en, n=c.serial),
-        geom=c.geom, parent_id=parent.id, properties={"serial": c.serial, "row": c.row, "col": c.col},
+        geom=c.geom, parent_id=parent.id, area_m2=c.area_m2,
+        properties={"serial": c.serial, "row": c.row, "col": c.col},
     ) for c in cells]
+
+
+def _replace_children(parent_ids: list[int], rows: list[StagedRegion], level: str) -> dict:
+    """Upsert ``rows`` as the live children of ``parent_ids``; retire their other children."""
     _stage(rows, None)
     counts = _merge_staged(level)
     if counts["refused"]:
-        raise Conflict("region.code_taken", f"Generated codes under {parent.code} are used at other levels: "
+        raise Conflict("region.code_taken", "Generated codes are used by regions of other levels: "
                        + ", ".join(r["code"] for r in counts["refused"][:5]))
     retired = db.session.execute(text("""
         UPDATE regions SET retired_at = now(), version = version + 1, updated_at = now()
-        WHERE parent_id = :pid AND level = :level AND retired_at IS NULL
+        WHERE parent_id = ANY(:pids) AND level = :level AND retired_at IS NULL
           AND code NOT IN (SELECT code FROM region_staging)
-    """), {"pid": parent.id, "level": level}).rowcount
+    """), {"pids": parent_ids, "level": level}).rowcount
+    del counts["refused"]
     return {**counts, "retired": retired}
 
 
@@ -609,7 +625,9 @@ def generate_communities(actor: Actor, street_id: int, target_area_m2: float) ->
         raise InvalidInput("region.wrong_level", "Communities are generated inside a live street.")
     if db.session.scalar(select(Region.id).where(Region.parent_id == street.id, Region.retired_at.is_(None)).limit(1)):
         raise Conflict("region.grids_exist", f"{street.code} already has communities.")
-    counts = _regenerate(street, GridOptions(target_area_m2=target_area_m2), level="community")
+    opts = GridOptions(target_area_m2=target_area_m2)
+    rows = _lattice_rows(street, _boundaries([street.id])[street.id], opts, "community")
+    counts = _replace_children([street.id], rows, "community")
     db.session.commit()
     return counts
 
