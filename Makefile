@@ -24,7 +24,9 @@ run: setup demo
 test: deps db-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# BENCH=1: the benchmark-only system packages too (wrk); BENCH_ARGS="--help" lists options.
 bench: deps db-bench
+	@BENCH=1 scripts/system-deps.sh
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 stop:

@@ -2,6 +2,8 @@
 # Install the Debian packages the project needs when they are missing:
 # PostGIS for the embedded database (and the test database), python3-venv for the
 # virtualenv, npm for the front-end libraries.
+# With BENCH=1 also the benchmark-only tools (wrk, the HTTP load generator; pgbench
+# comes with postgresql-15), so that `make run` and `make test` never need them.
 # Runs apt only when something is missing, so a second run costs nothing.
 set -euo pipefail
 
@@ -11,6 +13,9 @@ missing=()
 [ -f /usr/share/postgresql/15/extension/postgis.control ] || missing+=(postgresql-15-postgis-3)
 "$PYTHON" -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
 command -v npm >/dev/null || missing+=(npm)
+if [ "${BENCH:-0}" = 1 ]; then
+  command -v wrk >/dev/null || missing+=(wrk)
+fi
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -1,0 +1,101 @@
+"""``python -m bench``: build (or reuse) NYC in the bench database, then measure locate
+through the API against its raw SQL in the same run, and write docs/BENCHMARKS.md.
+
+    python -m bench [--rebuild] [--duration 15] [--warmup 3] [--concurrency 1,4] ...
+
+The database is ``BENCH_DATABASE_URL`` or the embedded cluster's ``fengqiao_bench``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from datetime import datetime, timezone
+
+from server import create_app
+from server.config import embedded_database_url
+
+from . import dataset, httpbench, machine, report, say, sqlbench
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--rebuild", action="store_true", help="rebuild NYC even when the bench database has it")
+    p.add_argument("--duration", type=int, default=15, help="seconds of each measured load run")
+    p.add_argument("--warmup", type=int, default=3, help="seconds of warm-up before each load run")
+    p.add_argument("--concurrency", default="1,4", help="comma-separated client counts (pgbench and wrk alike)")
+    p.add_argument("--reference-seconds", type=float, default=10, help="seconds of each sequential Python reference")
+    p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    p.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread keeps connections alive)")
+    p.add_argument("--threads", type=int, default=2, help="threads per gthread worker")
+    p.add_argument("--no-doc", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
+    args = p.parse_args(argv)
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    return args
+
+
+def database_url() -> str:
+    """The bench database as a SQLAlchemy URL (psycopg 3 driver)."""
+    url = os.environ.get("BENCH_DATABASE_URL") or embedded_database_url("fengqiao_bench")
+    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", url)
+
+
+def prepare(url: str, rebuild: bool) -> tuple[dataset.Dataset, tuple[str, str]]:
+    """Migrate, build or reuse NYC, and (re)set the bench administrator."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        say("Migrating the bench database")
+        dataset.migrate()
+        data = dataset.ensure_dataset(rebuild)
+        credentials = httpbench.ensure_admin(data.city_id)
+    return data, credentials
+
+
+def measure_locate(url: str, dsn: str, bbox, credentials, args) -> dict:
+    """Raw SQL and API at each concurrency, back to back, so that each pair sees the same machine."""
+    options = httpbench.ServerOptions(workers=args.workers, worker_class=args.worker_class, threads=args.threads)
+    raw, api = [], []
+    with httpbench.gunicorn(url, options) as (base_url, command):
+        token = httpbench.sign_in(base_url, *credentials)
+        for concurrency in args.concurrency:
+            say(f"Locate at C={concurrency}: raw SQL (pgbench), then the API (wrk)")
+            raw.append(sqlbench.run_pgbench(dsn, bbox, concurrency, args.duration, args.warmup))
+            api.append(httpbench.run_wrk(base_url, bbox, token, concurrency, args.duration, args.warmup))
+        say("Sequential references from Python: psycopg, then requests")
+        references = {"raw": sqlbench.run_psycopg(dsn, bbox, args.reference_seconds, args.warmup),
+                      "api": httpbench.run_requests(base_url, bbox, token, args.reference_seconds, args.warmup)}
+    return {"raw": [r.as_dict() for r in raw], "api": [r.as_dict() for r in api], "server_command": command,
+            "reference": {side: r.as_dict() for side, r in references.items()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    url = database_url()
+    dsn = sqlbench.conninfo(url)
+    data, credentials = prepare(url, args.rebuild)
+    sqlbench.vacuum_analyze(dsn)
+    load_before = os.getloadavg()[0]
+    locate = measure_locate(url, dsn, data.bbox, credentials, args)
+    results = {
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "reference_s": args.reference_seconds,
+                     "concurrency": args.concurrency},
+        "machine": {**machine.describe(dsn), "load_before": load_before, "load_after": os.getloadavg()[0]},
+        "dataset": {"cells": data.cells, "bbox": data.bbox, "cached": data.cached, "build": data.build},
+        "server": {"command": locate["server_command"], "workers": args.workers, "worker_class": args.worker_class,
+                   "threads": args.threads},
+        "raw": locate["raw"], "api": locate["api"], "reference": locate["reference"],
+        "ratios": report.locate_ratios(locate["raw"], locate["api"]),
+    }
+    report.write_json(results)
+    if not args.no_doc:
+        report.write_doc(results)
+        say(f"Wrote {report.DOC}")
+    print(report.summary(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
