@@ -55,7 +55,13 @@ def load_config() -> dict:
     """Read the environment once and return the Flask config mapping."""
     return {
         "SQLALCHEMY_DATABASE_URI": _normalise_url(os.environ.get("DATABASE_URL") or embedded_database_url()),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": _int("FENGQIAO_DB_POOL_SIZE", 5)},
+        # No pre-ping (a round trip per request): a connection found dead is answered
+        # with 503 and the pool is refreshed (errors.py); recycle keeps them fresh.
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            "pool_pre_ping": os.environ.get("FENGQIAO_DB_PRE_PING", "0") == "1",
+            "pool_size": _int("FENGQIAO_DB_POOL_SIZE", 5),
+            "pool_recycle": _int("FENGQIAO_DB_POOL_RECYCLE", 1800),
+        },
         "SECRET_KEY": _secret_key(),
         # Tokens: a short-lived signed access token and a rotating opaque refresh token.
         "ACCESS_TOKEN_TTL": _int("FENGQIAO_ACCESS_TOKEN_TTL", 15 * 60),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,19 @@ def register_error_handlers(app: Flask) -> None:
             if name.lower() != "content-type":
                 response.headers[name] = value
         return response
+
+    @app.errorhandler(DBAPIError)
+    def database_error(exc: DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, OperationalError):
+            # The database restarted or is unreachable: SQLAlchemy has invalidated the
+            # pool; the client may simply retry.
+            log.warning("database unavailable: %s", exc.orig)
+            response = jsonify(error_body(503, "service.database_unavailable",
+                                          "The database is unavailable; retry in a moment."))
+            response.status_code = 503
+            response.headers["Retry-After"] = "1"
+            return response
+        return unexpected(exc)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
