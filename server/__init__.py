@@ -11,6 +11,7 @@ from flask import Flask, g, request
 
 from .config import PROJECT_ROOT, load_config
 from .errors import UnsupportedMediaType, register_error_handlers
+from .services.auth import actor_cache
 from . import extensions
 
 JSON_TYPES = ("application/json", "application/geo+json")
@@ -59,6 +60,9 @@ def _install_request_hooks(app: Flask) -> None:
 
     @app.after_request
     def log_request(response):
+        if request.method not in ("GET", "HEAD"):
+            # a write may have signed someone out or changed a role: forget cached actors
+            actor_cache.clear()
         response.headers["X-Request-Id"] = g.get("request_id", "")
         actor = g.get("actor")
         request_log.info(json.dumps({

@@ -66,6 +66,8 @@ def load_config() -> dict:
         # Tokens: a short-lived signed access token and a rotating opaque refresh token.
         "ACCESS_TOKEN_TTL": _int("FENGQIAO_ACCESS_TOKEN_TTL", 15 * 60),
         "REFRESH_TOKEN_TTL": _int("FENGQIAO_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
+        # How long a process reuses a verified token's actor (0: check every request).
+        "ACTOR_CACHE_SECONDS": _int("FENGQIAO_ACTOR_CACHE_SECONDS", 5),
         "PASSWORD_PROFILE": os.environ.get("FENGQIAO_PASSWORD_PROFILE", "RFC_9106_LOW_MEMORY"),
         # Login throttling: failures counted per user name and per client address.
         "LOGIN_WINDOW_SECONDS": _int("FENGQIAO_LOGIN_WINDOW_SECONDS", 15 * 60),

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -150,11 +151,49 @@ def logout(actor: Actor, session_id: uuid.UUID) -> None:
     db.session.commit()
 
 
+class _ActorCache:
+    """Recently verified access tokens → (actor, session id), per process.
+
+    A phone sends the same token with every request; verifying its signature and
+    loading the actor again each time costs a database round trip. Entries live
+    ``ACTOR_CACHE_SECONDS`` (never past the token's expiry). Any write request in this
+    process empties the cache, so sign-out, deactivation and role changes apply at once
+    here and within that many seconds in the other processes.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self):
+        self._entries: dict[str, tuple[Actor, uuid.UUID, float]] = {}
+
+    def get(self, token: str) -> tuple[Actor, uuid.UUID] | None:
+        entry = self._entries.get(token)
+        if entry is None or entry[2] <= time.monotonic():
+            return None
+        return entry[0], entry[1]
+
+    def put(self, token: str, actor: Actor, session_id: uuid.UUID, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries = {}
+        self._entries[token] = (actor, session_id, time.monotonic() + seconds)
+
+    def clear(self) -> None:
+        self._entries = {}
+
+
+actor_cache = _ActorCache()
+
+
 def actor_for_access_token(token: str) -> tuple[Actor, uuid.UUID]:
-    """Check a bearer token and load its actor in one query.
+    """Check a bearer token and load its actor in one query (or from ``actor_cache``).
 
     Errors: auth.token_expired, auth.invalid_token, auth.session_ended.
     """
+    cached = actor_cache.get(token)
+    if cached is not None:
+        return cached
     try:
         claims = jwt.decode(token, current_app.config["SECRET_KEY"], algorithms=["HS256"],
                             options={"require": ["sub", "sid", "exp", "typ"]})
@@ -174,4 +213,7 @@ def actor_for_access_token(token: str) -> tuple[Actor, uuid.UUID]:
     ).one_or_none()
     if row is None:
         raise Unauthorized("auth.session_ended", "This session has ended; sign in again.")
-    return Actor(user_id=user_id, role=row.role, scope_path=row.path, department_id=row.department_id), session_id
+    actor = Actor(user_id=user_id, role=row.role, scope_path=row.path, department_id=row.department_id)
+    seconds = min(current_app.config["ACTOR_CACHE_SECONDS"], claims["exp"] - time.time())
+    actor_cache.put(token, actor, session_id, seconds)
+    return actor, session_id
