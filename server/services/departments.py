@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 
 from server.domain.permissions import DEPARTMENT_MANAGE, DEPARTMENT_READ, Actor
 from server.errors import Conflict, InvalidInput, NotFound
@@ -13,6 +12,7 @@ from server.models._base import utcnow
 
 from .access import authorize, within_scope
 from .pagination import Page, paginate
+from .versioning import commit_edit
 from .users import violated_constraint
 
 
@@ -76,18 +76,8 @@ def update_department(actor: Actor, department_id: int, data: dict) -> Departmen
     """Rename a department. Errors: department.not_found, auth.forbidden, department.version_conflict."""
     department = db.session.get(Department, department_id)
     authorize(actor, DEPARTMENT_MANAGE, department, not_found=_not_found())
-    conflict = Conflict("department.version_conflict",
-                        "The department was changed by someone else; reload it and try again.")
-    if data["version"] != department.version:
-        raise conflict
-    for field in ("name", "name_en"):
-        if field in data:
-            setattr(department, field, data[field])
-    try:
-        db.session.commit()
-    except StaleDataError:
-        db.session.rollback()
-        raise conflict from None
+    commit_edit(department, data, ("name", "name_en"), Conflict(
+        "department.version_conflict", "The department was changed by someone else; reload it and try again."))
     return department
 
 

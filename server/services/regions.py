@@ -16,7 +16,6 @@ import shapely
 from sqlalchemy import Select, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
-from sqlalchemy.orm.exc import StaleDataError
 
 from geo import crs as geo_crs
 from geo.geometry import GeometryError, geodesic_area_m2, parse_point, parse_polygonal, to_db
@@ -30,6 +29,7 @@ from server.models._base import utcnow
 
 from .access import authorize, within_scope
 from .pagination import Page, paginate
+from .versioning import commit_edit
 
 # A feature overlapping no region of the level above takes the nearest one this close.
 NEAREST_PARENT_MAX_M = 5_000
@@ -162,20 +162,12 @@ def update_region(actor: Actor, region_id: int, changes: dict) -> Region:
     """
     region = db.session.get(Region, region_id)
     authorize(actor, REGION_MANAGE, region, not_found=_not_found())
-    if changes["version"] != region.version:
-        raise Conflict("region.version_conflict", "The region was changed by someone else; reload it.")
     if "code" in changes and changes["code"] != region.code:
         _code_free(changes["code"])
-    for name in ("code", "name", "name_en"):
-        if name in changes:
-            setattr(region, name, changes[name])
     try:
-        db.session.commit()
-    except StaleDataError:
-        db.session.rollback()
-        raise Conflict("region.version_conflict", "The region was changed by someone else; reload it.") from None
-    except IntegrityError:
-        db.session.rollback()
+        commit_edit(region, changes, ("code", "name", "name_en"),
+                    Conflict("region.version_conflict", "The region was changed by someone else; reload it."))
+    except IntegrityError:  # a concurrent edit took the code between our check and our write
         raise Conflict("region.code_taken", "That code is already used.", errors={"code": ["Already used."]}) from None
     return region
 

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 
 from server.domain.people import allowed_scope_levels
 from server.domain.permissions import USER_MANAGE, USER_READ, Actor
@@ -21,6 +20,7 @@ from .access import authorize, within_scope
 from .auth import check_throttle
 from .pagination import Page, paginate
 from .passwords import hash_password, verify_password
+from .versioning import commit_edit
 
 USER_NOT_FOUND = "user.not_found"
 
@@ -200,21 +200,14 @@ def update_user(actor: Actor, user_id: int, data: dict) -> User:
         authorize(actor, USER_MANAGE, after, not_found=_not_found())
         _refuse_stranded_cells(user, role, region)
 
+    edits = {**data, "role": role, "region": region, "department_id": department_id}
     if "password" in data:
-        user.password_hash = hash_password(data["password"])
+        edits["password_hash"] = hash_password(data["password"])
         _end_sessions(user.id, "password_reset")
     if data.get("is_active") is False and user.is_active:
         _end_sessions(user.id, "deactivated")
-    if "is_active" in data:
-        user.is_active = data["is_active"]
-    if "display_name" in data:
-        user.display_name = data["display_name"]
-    user.role, user.region, user.department_id = role, region, department_id
-    try:
-        db.session.commit()
-    except StaleDataError:
-        db.session.rollback()
-        raise _version_conflict() from None
+    commit_edit(user, edits, ("display_name", "is_active", "role", "region", "department_id", "password_hash"),
+                _version_conflict())
     return user
 
 
