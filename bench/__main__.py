@@ -56,17 +56,20 @@ def prepare(url: str, rebuild: bool) -> tuple[dataset.Dataset, tuple[str, str]]:
 def measure_locate(url: str, dsn: str, bbox, credentials, args) -> dict:
     """Raw SQL and API at each concurrency, back to back, so that each pair sees the same machine."""
     options = httpbench.ServerOptions(workers=args.workers, worker_class=args.worker_class, threads=args.threads)
-    raw, api = [], []
+    raw, api, floor = [], [], []
     with httpbench.gunicorn(url, options) as (base_url, command):
         token = httpbench.sign_in(base_url, *credentials)
         for concurrency in args.concurrency:
-            say(f"Locate at C={concurrency}: raw SQL (pgbench), then the API (wrk)")
+            say(f"Locate at C={concurrency}: raw SQL (pgbench), the API (wrk), then /healthz (wrk)")
             raw.append(sqlbench.run_pgbench(dsn, bbox, concurrency, args.duration, args.warmup))
             api.append(httpbench.run_wrk(base_url, bbox, token, concurrency, args.duration, args.warmup))
+            floor.append(httpbench.run_wrk(base_url, bbox, token, concurrency, args.duration, args.warmup,
+                                           httpbench.FLOOR_PATH))
         say("Sequential references from Python: psycopg, then requests")
         references = {"raw": sqlbench.run_psycopg(dsn, bbox, args.reference_seconds, args.warmup),
                       "api": httpbench.run_requests(base_url, bbox, token, args.reference_seconds, args.warmup)}
-    return {"raw": [r.as_dict() for r in raw], "api": [r.as_dict() for r in api], "server_command": command,
+    return {"raw": [r.as_dict() for r in raw], "api": [r.as_dict() for r in api],
+            "floor": [r.as_dict() for r in floor], "server_command": command,
             "reference": {side: r.as_dict() for side, r in references.items()}}
 
 
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": {"cells": data.cells, "bbox": data.bbox, "cached": data.cached, "build": data.build},
         "server": {"command": locate["server_command"], "workers": args.workers, "worker_class": args.worker_class,
                    "threads": args.threads},
-        "raw": locate["raw"], "api": locate["api"], "reference": locate["reference"],
+        "raw": locate["raw"], "api": locate["api"], "floor": locate["floor"], "reference": locate["reference"],
         "ratios": report.locate_ratios(locate["raw"], locate["api"]),
     }
     report.write_json(results)

@@ -32,6 +32,7 @@ from .stats import RunResult, summarise
 
 GUNICORN = PROJECT_ROOT / ".venv" / "bin" / "gunicorn"
 LOCATE_PATH = "/api/v1/regions/locate"
+FLOOR_PATH = "/healthz"
 ADMIN_USERNAME = "bench-admin"
 LUA_SCRIPT = Path(__file__).with_name("locate.lua")
 
@@ -134,23 +135,29 @@ def sign_in(base_url: str, username: str, password: str) -> str:
 
 # ------------------------------------------------------------------ wrk
 
-def _wrk_command(base_url: str, bbox, token: str, concurrency: int, seconds: int) -> list[str]:
+def _wrk_command(base_url: str, bbox, token: str, concurrency: int, seconds: int, path: str) -> list[str]:
     threads = min(concurrency, os.cpu_count() or 1)
     x0, y0, x1, y1 = bbox
     return ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{seconds}s", "--timeout", "10s",
-            "-s", str(LUA_SCRIPT), base_url + LOCATE_PATH, "--", token,
+            "-s", str(LUA_SCRIPT), base_url + path, "--", token,
             f"{x0:.6f}", f"{y0:.6f}", f"{x1:.6f}", f"{y1:.6f}"]
 
 
-def run_wrk(base_url: str, bbox, token: str, concurrency: int, seconds: int, warmup: int) -> RunResult:
-    """Warm up, then run wrk for ``seconds`` with ``concurrency`` keep-alive connections."""
+def run_wrk(base_url: str, bbox, token: str, concurrency: int, seconds: int, warmup: int,
+            path: str = LOCATE_PATH) -> RunResult:
+    """Warm up, then run wrk for ``seconds`` with ``concurrency`` keep-alive connections.
+
+    ``path`` defaults to locate; ``FLOOR_PATH`` measures the same server answering
+    ``/healthz`` (no database, no authentication): what any request costs at the least.
+    """
     if warmup:
-        subprocess.run(_wrk_command(base_url, bbox, token, concurrency, warmup), check=True, capture_output=True)
-    command = _wrk_command(base_url, bbox, token, concurrency, seconds)
+        subprocess.run(_wrk_command(base_url, bbox, token, concurrency, warmup, path), check=True, capture_output=True)
+    command = _wrk_command(base_url, bbox, token, concurrency, seconds, path)
     shown = " ".join(command).replace(token, "$TOKEN").replace(base_url, "http://127.0.0.1:$PORT")
     say(f"  {shown}")
     done = subprocess.run(command, check=True, capture_output=True, text=True)
-    (OUT_DIR / f"wrk-c{concurrency}.txt").write_text(done.stdout + done.stderr)
+    name = "floor" if path == FLOOR_PATH else "locate"
+    (OUT_DIR / f"wrk-{name}-c{concurrency}.txt").write_text(done.stdout + done.stderr)
     summary = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("{")))
     seconds_run = summary["duration_us"] / 1e6
     requests_done = summary["requests"]

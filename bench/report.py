@@ -100,7 +100,11 @@ def _locate_section(results: dict) -> list[str]:
     refs = results["reference"]
     rows = [_run_row("raw SQL", r, refs["raw"]["hit_share"]) for r in results["raw"]]
     rows += [_run_row("API", r) for r in results["api"]]
+    rows += [_run_row("floor: /healthz", r) for r in results.get("floor", [])]
     rows += [_run_row("raw SQL", refs["raw"]), _run_row("API", refs["api"])]
+    floors = {r["concurrency"]: r["mean_ms"] for r in results.get("floor", [])}
+    raws = {r["concurrency"]: r["mean_ms"] for r in results["raw"]}
+    floor_rows = [[c, f"{floors[c]:.2f} ms", f"{floors[c] / raws[c]:.2f}×"] for c in sorted(floors) if c in raws]
     ratio_rows = [[r["concurrency"], f"{r['mean_latency_ratio']:.2f}×", f"{r['throughput_ratio']:.2f}",
                    f"≤ {r['target']:g}×", "yes" if r["met"] else "**no**"] for r in results["ratios"]]
     s = results["settings"]
@@ -114,6 +118,9 @@ def _locate_section(results: dict) -> list[str]:
         *_table(header, rows), "",
         "Against the target (API time ≤ 3× the raw SQL time, same concurrency):", "",
         *_table(["C", "API/raw mean latency", "API/raw throughput", "target", "met"], ratio_rows), "",
+        "The floor: the same gunicorn answering `/healthz` (no database, no token check) — what "
+        "any request through this HTTP stack costs at the least, as a multiple of the raw SQL:", "",
+        *_table(["C", "/healthz mean latency", "floor/raw"], floor_rows), "",
         "Command lines (`$DSN` the bench database, `$TOKEN` the bench administrator's access token):", "",
         "```sh", *(r["command"] for r in results["raw"]), results["server"]["command"],
         *(r["command"] for r in results["api"]), "```", "",
@@ -146,6 +153,8 @@ def summary(results: dict) -> str:
     for r in results["raw"] + results["api"]:
         lines.append(f"{r['client']:<8} C={r['concurrency']}: {r['rps']:8,.0f} req/s, mean {r['mean_ms']:6.2f} ms, "
                      f"p99 {r['p99_ms']:6.2f} ms, {r['errors']} errors")
+    for r in results.get("floor", []):
+        lines.append(f"/healthz C={r['concurrency']}: {r['rps']:8,.0f} req/s, mean {r['mean_ms']:6.2f} ms (the floor)")
     for r in results["ratios"]:
         lines.append(f"locate C={r['concurrency']}: API/raw mean latency {r['mean_latency_ratio']:.2f}× "
                      f"(target ≤ {r['target']:g}×: {'met' if r['met'] else 'NOT met'}), "
