@@ -3,7 +3,7 @@ service call, schema out."""
 from flask import Flask
 from flask_smorest import Api
 
-from schemas.common import ErrorSchema
+from server.auth import BEARER_SCHEME
 
 
 def register_blueprints(app: Flask, api: Api) -> None:
@@ -11,7 +11,7 @@ def register_blueprints(app: Flask, api: Api) -> None:
 
     from . import health
 
-    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    api.spec.components.security_scheme("bearerAuth", BEARER_SCHEME)
     app.register_blueprint(health.bp)
     app.register_blueprint(web.bp)
     for module in _resources():
@@ -23,5 +23,3 @@ def _resources():
 
     return [auth, me, users, departments, regions]
 
-
-__all__ = ["ErrorSchema", "register_blueprints"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import shapely
 from sqlalchemy import Select, select, text
@@ -348,13 +349,16 @@ class ImportOptions:
     parent_code_field: str | None = None
 
 
+def _refuse(report: dict, index: int, reason: str, code: str | None = None) -> None:
+    report["refused"].append({"index": index, "code": code, "reason": reason})
+
+
 def _feature_rows(features: list, opts: ImportOptions, report: dict) -> list[StagedRegion]:
     """Validate features into staged rows; refusals and repairs go into ``report``."""
     rows: list[StagedRegion] = []
     seen: set[str] = set()
     for index, feature in enumerate(features):
-        def refuse(reason: str, code=None):
-            report["refused"].append({"index": index, "code": code, "reason": reason})
+        refuse = partial(_refuse, report, index)
 
         if not isinstance(feature, dict) or feature.get("type") != "Feature":
             refuse("not a GeoJSON Feature")
