@@ -2,9 +2,15 @@
 beside this file) and are served from node_modules, never from a CDN."""
 from pathlib import Path
 
-from flask import Blueprint, abort, send_from_directory
+from flask import Blueprint, abort, redirect, send_from_directory
 
 bp = Blueprint("web", __name__)
+
+
+@bp.get("/")
+def index():
+    """The interactive API documentation, until the map page exists."""
+    return redirect("/api/v1/docs")
 
 NODE_MODULES = Path(__file__).parent / "node_modules"
 # URL name → npm package directory; only these are exposed.

@@ -28,3 +28,9 @@ def test_unknown_path_is_json_404(http):
     response = http.get("/api/v1/nothing-here")
     assert response.status_code == 404
     assert response.json()["code"] == "http.not_found"
+
+
+def test_the_root_leads_to_the_api_documentation(http):
+    response = http.get("/", allow_redirects=False)
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/api/v1/docs")
