@@ -19,7 +19,7 @@ FLASK := $(BIN)/flask --app wsgi
 
 run: setup demo
 	@echo "Serving on http://$(HOST):$(PORT)/  (API docs: /api/v1/docs)"
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $(WEB_WORKERS) --access-logfile - wsgi:app
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $(WEB_WORKERS) --no-control-socket wsgi:app
 
 test: deps db-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -92,7 +92,8 @@ def _stop(proc: subprocess.Popen) -> None:
 def gunicorn(database_url: str, options: ServerOptions):
     """Run gunicorn on a free 127.0.0.1 port against ``database_url``; yield (base URL, command)."""
     port = free_port()
-    command = [str(GUNICORN), "--bind", f"127.0.0.1:{port}", *options.args(), "wsgi:app"]
+    # (no control socket: gunicorn 27 puts it at one path per user, shared by every instance)
+    command = [str(GUNICORN), "--bind", f"127.0.0.1:{port}", "--no-control-socket", *options.args(), "wsgi:app"]
     # The app logs one JSON line per request to stderr: kept, as in production, in a file.
     env = {**os.environ, "DATABASE_URL": database_url, "FENGQIAO_ACCESS_TOKEN_TTL": "3600"}
     OUT_DIR.mkdir(parents=True, exist_ok=True)
