@@ -165,6 +165,8 @@ class ImportReportSchema(Schema):
     unassigned = fields.List(fields.Dict(), metadata={"description": "Imported without a parent"})
     assigned_to_nearest = fields.List(fields.Dict(), metadata={
         "description": "Overlapping no parent, given the nearest one (distance_m)"})
+    kept_parent = fields.List(fields.String(), metadata={
+        "description": "Codes already in the tree for which no parent was found: they keep their parent"})
     partly_outside_parent = fields.List(fields.Dict())
     overlapping_siblings = fields.List(fields.Dict())
 

@@ -47,9 +47,10 @@ def _install_request_hooks(app: Flask) -> None:
     def start_request():
         g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
         g.started = time.perf_counter()
-        if request.method in ("GET", "HEAD"):
-            # Reads run in autocommit: psycopg then sends no BEGIN and no ROLLBACK,
-            # two of a read's database round trips. (Reads never write.)
+        if request.method in ("GET", "HEAD") and request.path.startswith("/api/"):
+            # API reads run in autocommit: psycopg then sends no BEGIN and no ROLLBACK,
+            # two of a read's database round trips. (Reads never write. Probes and
+            # static files take no connection at all: /healthz must not need the database.)
             extensions.db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         # Per-endpoint body limit (uploads declare a larger one on the view function).
         view = app.view_functions.get(request.endpoint)

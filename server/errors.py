@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,13 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def database_error(exc: DBAPIError):
+        if isinstance(exc, DataError):
+            # A value the schemas let through but the column refuses (too long after
+            # normalisation, out of range): the client's input, so 422, never 500.
+            log.warning("database refused a value: %s", exc.orig)
+            response = jsonify(error_body(422, "request.invalid_value", "A value is too long or out of range."))
+            response.status_code = 422
+            return response
         if exc.connection_invalidated or isinstance(exc, OperationalError):
             # The database restarted or is unreachable: SQLAlchemy has invalidated the
             # pool; the client may simply retry.

@@ -30,9 +30,9 @@ def refresh(data):
 
 
 @blp.post("/logout")
+@login_required
 @blp.response(204)
 @errors(blp, 401)
-@login_required
 def logout(actor):
     """Sign out: end this session's access and refresh tokens"""
     auth_service.logout(actor, current_session_id())

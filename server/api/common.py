@@ -3,18 +3,68 @@ from __future__ import annotations
 
 import http
 import json
+import re
 
-from flask import Response, current_app
 import flask_smorest
-from marshmallow import RAISE
-from webargs.flaskparser import FlaskParser
+from flask import Response, current_app
+from marshmallow import RAISE, missing
+from webargs.flaskparser import FlaskParser, is_json_request
+
+from server.errors import BadRequest, InvalidInput
+
+# NUL cannot be stored in PostgreSQL text or jsonb; lone surrogates cannot be encoded.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _check_strings(value, where: str) -> None:
+    """Refuse strings PostgreSQL cannot store, anywhere in parsed JSON or a query string."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                raise InvalidInput("request.invalid_characters",
+                                   f"The {where} contains a NUL character or an unpaired surrogate.")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+class StrictParser(FlaskParser):
+    """webargs' parser, stricter: unknown query parameters are refused like unknown body
+    fields (a misspelt filter must not silently return everything); JSON that Python
+    parses but PostgreSQL cannot store (NaN, Infinity, NUL, lone surrogates) and JSON
+    too deep or with numbers too long to parse are 4xx, never 500."""
+
+    def __init__(self):
+        super().__init__(unknown=RAISE)
+
+    def _raw_load_json(self, req):
+        body = req.get_data(cache=True)
+        if not is_json_request(req) or not body:
+            return missing  # (an empty body: every required field is reported missing, 422)
+        try:
+            data = json.loads(body, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError):
+            raise BadRequest("request.malformed_json", "The request body is not valid JSON.") from None
+        _check_strings(data, "request body")
+        return data
+
+    def load_querystring(self, req, schema):
+        _check_strings([*req.args.keys(), *req.args.values()], "query string")
+        return super().load_querystring(req, schema)
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint, refusing unknown query parameters too (a misspelt
-    filter must not silently return everything)."""
+    """flask-smorest's Blueprint with the StrictParser."""
 
-    ARGUMENTS_PARSER = FlaskParser(unknown=RAISE)
+    ARGUMENTS_PARSER = StrictParser()
 
 
 def errors(blp: Blueprint, *statuses: int):

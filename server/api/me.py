@@ -12,39 +12,39 @@ blp = Blueprint("me", __name__, url_prefix="/me", description="The signed-in use
 
 
 @blp.get("")
+@login_required
 @blp.response(200, MeSchema)
 @errors(blp, 401)
-@login_required
 def me(actor):
     """Show the signed-in user with scope, department and grid cells"""
     return users.my_profile(actor)
 
 
 @blp.post("/password")
+@login_required
 @blp.arguments(PasswordChangeSchema)
 @blp.response(204)
 @errors(blp, 401, 403, 422, 429)
-@login_required
 def change_password(actor, data):
     """Change your password and sign out your other sessions"""
     users.change_my_password(actor, data, session_id=current_session_id(), client_ip=client_ip())
 
 
 @blp.get("/devices")
+@login_required
 @blp.response(200, DeviceSchema(many=True))
 @errors(blp, 401)
-@login_required
 def list_devices(actor):
     """List your phones registered for push notifications"""
     return devices.list_devices(actor)
 
 
 @blp.post("/devices")
+@login_required
 @blp.arguments(DeviceCreateSchema)
 @blp.response(201, DeviceSchema, description="Registered for the first time (or taken over from another user)")
 @blp.alt_response(200, schema=DeviceSchema, description="Already registered: last seen and app version updated")
 @errors(blp, 401, 422)
-@login_required
 def register_device(actor, data):
     """Register this phone's push token (idempotent)"""
     device, created = devices.register_device(actor, data)
@@ -52,9 +52,9 @@ def register_device(actor, data):
 
 
 @blp.delete(f"/devices/<int(max={MAX_ID}):device_id>")
+@login_required
 @blp.response(204)
 @errors(blp, 401, 404)
-@login_required
 def remove_device(actor, device_id):
     """Forget one of your phones"""
     devices.remove_device(actor, device_id)

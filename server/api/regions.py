@@ -16,11 +16,11 @@ blp = Blueprint("regions", __name__, url_prefix="/regions", description="The ter
 
 
 @blp.get("")
+@login_required
 @blp.arguments(RegionQueryArgsSchema, location="query")
 @blp.response(200, RegionPageSchema)
 @blp.alt_response(200, description="FeatureCollection when format=geojson", content_type=GEOJSON, success=True)
 @errors(blp, 401)
-@login_required
 def list_regions(actor, args):
     """List the regions you can see."""
     page, page_size, fmt = args.pop("page"), args.pop("page_size"), args.pop("format")
@@ -29,43 +29,43 @@ def list_regions(actor, args):
 
 
 @blp.post("")
+@login_required
 @blp.arguments(RegionCreateSchema)
 @blp.response(201, RegionSchema)
 @errors(blp, 401, 403, 409)
-@login_required
 def create_region(actor, data):
     """Create a region under a parent of the level above."""
     return service.create_region(actor, data)
 
 
 @blp.get("/locate")
+@login_required
 @blp.arguments(LocateQueryArgsSchema, location="query")
 @blp.response(200, LocationSchema)
 @errors(blp, 401, 404)
-@login_required
 def locate(actor, args):
     """Find the grid cell at a point, and its chain up to the city."""
     return service.locate(actor, args["lon"], args["lat"], args["crs"])
 
 
 @blp.post("/import")
+@login_required
 @blp.arguments(ImportArgsSchema, location="query")
 @blp.arguments(FeatureCollectionSchema)
 @blp.response(200, ImportReportSchema)
 @errors(blp, 401, 403, 413, 415)
 @accepts("application/json", GEOJSON, max_body="IMPORT_MAX_BYTES")
-@login_required
 def import_regions(actor, args, collection):
     """Import a GeoJSON FeatureCollection as one level of the tree."""
     return service.import_regions(actor, collection, service.ImportOptions(**args))
 
 
 @blp.get(f"/<{ID}:region_id>")
+@login_required
 @blp.arguments(RegionGetArgsSchema, location="query")
 @blp.response(200, RegionSchema)
 @blp.alt_response(200, description="A Feature when format=geojson", content_type=GEOJSON, success=True)
 @errors(blp, 401, 404)
-@login_required
 def get_region(actor, args, region_id):
     """Get one region."""
     region = service.get_region(actor, region_id)
@@ -73,40 +73,40 @@ def get_region(actor, args, region_id):
 
 
 @blp.patch(f"/<{ID}:region_id>")
+@login_required
 @blp.arguments(RegionPatchSchema)
 @blp.response(200, RegionSchema)
 @errors(blp, 401, 403, 404, 409)
-@login_required
 def update_region(actor, changes, region_id):
     """Rename or recode a region."""
     return service.update_region(actor, region_id, changes)
 
 
 @blp.post(f"/<{ID}:region_id>/retire")
+@login_required
 @blp.arguments(RetireSchema)
 @blp.response(200, RegionSchema)
 @errors(blp, 401, 403, 404, 409)
-@login_required
 def retire_region(actor, args, region_id):
     """Retire a region (it stays for history)."""
     return service.retire_region(actor, region_id, cascade=args["cascade"])
 
 
 @blp.post(f"/<{ID}:region_id>/grids")
+@login_required
 @blp.arguments(GridGenerateSchema)
 @blp.response(200, GridReportSchema)
 @errors(blp, 401, 403, 404, 409)
-@login_required
 def generate_grids(actor, args, region_id):
     """Generate unit grid cells for a community or every community under a region."""
     return service.generate_grids(actor, region_id, service.GridOptions(**args))
 
 
 @blp.get(f"/<{ID}:region_id>/coverage")
+@login_required
 @blp.arguments(CoverageArgsSchema, location="query")
 @blp.response(200, content_type=GEOJSON, description="GeoJSON report of children outside, overlaps and gaps")
 @errors(blp, 401, 404)
-@login_required
 def coverage(actor, args, region_id):
     """Check that a region's children cover it exactly."""
     return geojson_response(service.coverage(actor, region_id, args["min_area_m2"]))

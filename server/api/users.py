@@ -15,67 +15,67 @@ CELL = f"/<int(max={MAX_ID}):region_id>"
 
 
 @blp.get("")
+@login_required
 @blp.arguments(UserQueryArgsSchema, location="query")
 @blp.response(200, UserPageSchema)
 @errors(blp, 401, 422)
-@login_required
 def list_users(actor, args):
     """List the users in your scope"""
     return users.list_users(actor, args)
 
 
 @blp.post("")
+@login_required
 @blp.arguments(UserCreateSchema)
 @blp.response(201, UserSchema)
 @errors(blp, 401, 403, 409, 422)
-@login_required
 def create_user(actor, data):
     """Create a user in your scope"""
     return users.create_user(actor, data)
 
 
 @blp.get(USER)
+@login_required
 @blp.response(200, UserSchema)
 @errors(blp, 401, 404)
-@login_required
 def get_user(actor, user_id):
     """Show a user"""
     return users.get_user(actor, user_id)
 
 
 @blp.patch(USER)
+@login_required
 @blp.arguments(UserPatchSchema)
 @blp.response(200, UserSchema)
 @errors(blp, 401, 403, 404, 409, 422)
-@login_required
 def update_user(actor, data, user_id):
     """Change a user's name, role, scope, activity or password"""
     return users.update_user(actor, user_id, data)
 
 
 @blp.get(USER + "/cells")
+@login_required
 @blp.response(200, AssignmentSchema(many=True))
 @errors(blp, 401, 404)
-@login_required
 def list_cells(actor, user_id):
     """List the grid cells a worker covers"""
     return users.list_cells(actor, user_id)
 
 
 @blp.put(USER + "/cells" + CELL)
+@login_required
 @blp.arguments(AssignmentPutSchema)
 @blp.response(200, AssignmentSchema)
 @errors(blp, 401, 403, 404, 409, 422)
-@login_required
 def assign_cell(actor, data, user_id, region_id):
     """Make a worker cover a grid cell as primary or backup"""
     return users.assign_cell(actor, user_id, region_id, data["duty"])
 
 
 @blp.delete(USER + "/cells" + CELL)
+@login_required
 @blp.response(204)
 @errors(blp, 401, 403, 404)
-@login_required
 def unassign_cell(actor, user_id, region_id):
     """Release a worker from a grid cell"""
     users.unassign_cell(actor, user_id, region_id)

@@ -66,6 +66,11 @@ def _access_token(session: AuthSession, user: User) -> str:
     return jwt.encode(claims, current_app.config["SECRET_KEY"], algorithm="HS256")
 
 
+def throttle_key(username: str) -> str:
+    """The user name as sign-in attempts are counted (stable, fits the column)."""
+    return username.strip().lower()[:64]
+
+
 def check_throttle(username: str, client_ip: str) -> None:
     """Refuse (429) when recent failures for this user name or address reach the limit."""
     cfg = current_app.config
@@ -87,11 +92,15 @@ def check_throttle(username: str, client_ip: str) -> None:
 
 def login(username: str, password: str, *, client_ip: str, user_agent: str | None) -> TokenPair:
     """Sign in with user name and password (登录). Errors: auth.rate_limited, auth.invalid_credentials."""
-    username = username.strip().lower()
-    check_throttle(username, client_ip)
-    user = db.session.scalars(select(User).where(func.lower(User.username) == username)).one_or_none()
+    username = username.strip()
+    # PostgreSQL's lower() decides which user this is (the unique index uses it; Python's
+    # lower() differs for a few letters such as a final Σ); the throttle key only needs
+    # to be stable, and as long as the column at most.
+    key = throttle_key(username)
+    check_throttle(key, client_ip)
+    user = db.session.scalars(select(User).where(func.lower(User.username) == func.lower(username))).one_or_none()
     ok = verify_password(user.password_hash if user else None, password) and user.is_active
-    db.session.add(LoginAttempt(username=username, client_ip=client_ip, succeeded=ok))
+    db.session.add(LoginAttempt(username=key, client_ip=client_ip, succeeded=ok))
     if not ok:
         db.session.commit()  # the failure must count even though the request fails
         raise Unauthorized("auth.invalid_credentials", "Wrong user name or password, or the account is disabled.")

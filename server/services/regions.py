@@ -116,6 +116,21 @@ def _live_parent(actor: Actor, parent_id: int, level: str) -> Region:
     return parent
 
 
+# Parts of a new child outside its parent smaller than this are digitising noise.
+OUTSIDE_PARENT_TOLERANCE_M2 = 1.0
+
+
+def _refuse_outside(geom, parent: Region) -> None:
+    """A region drawn by hand must lie inside its parent: a cell spilling into another
+    district would take over points there (locate) and cross the actor's scope."""
+    outside_m2 = db.session.scalar(text(
+        "SELECT ST_Area(ST_Difference(ST_GeomFromWKB(:wkb, 4326), geom)::geography) FROM regions WHERE id = :id"
+    ), {"wkb": shapely.to_wkb(geom), "id": parent.id})
+    if outside_m2 > OUTSIDE_PARENT_TOLERANCE_M2:
+        raise InvalidInput("region.outside_parent", f"{outside_m2:,.0f} m² of the region lie outside its parent.",
+                           errors={"geometry": ["Must lie inside the parent region."]})
+
+
 def _code_free(code: str, field_name: str = "code") -> None:
     if db.session.scalar(select(Region.id).where(Region.code == code)) is not None:
         raise Conflict("region.code_taken", f"The code {code} is already used.", errors={field_name: ["Already used."]})
@@ -124,7 +139,8 @@ def _code_free(code: str, field_name: str = "code") -> None:
 def create_region(actor: Actor, data: dict) -> Region:
     """Create one region under a parent of the level above (a city has no parent).
 
-    Errors: region.invalid_parent, region.code_taken, geometry.*, auth.forbidden.
+    Errors: region.invalid_parent, region.outside_parent, region.code_taken, geometry.*,
+    auth.forbidden.
     """
     level = data["level"]
     parent = None
@@ -139,6 +155,8 @@ def create_region(actor: Actor, data: dict) -> Region:
     else:
         parent = _live_parent(actor, data["parent_id"], level)
     geom = _geometry_input(data["geometry"])
+    if parent is not None:
+        _refuse_outside(geom, parent)
     _code_free(data["code"])
     region = Region(code=data["code"], name=data["name"], name_en=data.get("name_en"), level=level,
                     parent_id=parent.id if parent else None, geom=to_db(geom), area_m2=geodesic_area_m2(geom),
@@ -266,7 +284,17 @@ class StagedRegion:
     area_m2: float | None = None  # geodesic m²; computed when not given
 
 
+def _lock_territory() -> None:
+    """Serialise bulk writes to the tree (imports, generation) for this transaction.
+
+    Two imports of overlapping files would otherwise lock the same rows in different
+    orders and deadlock; readers are not blocked.
+    """
+    db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext('fengqiao.regions.bulk'))"))
+
+
 def _stage(rows: list[StagedRegion], progress: Progress | None) -> None:
+    _lock_territory()
     db.session.execute(text(_STAGING_DDL))
     db.session.execute(text("TRUNCATE region_staging"))
     raw = db.session.connection().connection.driver_connection
@@ -307,14 +335,15 @@ def _merge_staged(level: str) -> dict:
         INSERT INTO regions AS r (code, name, name_en, level, parent_id, path, geom, area_m2, properties,
                                   version, created_at, updated_at)
         SELECT code, name, name_en, :level, parent_id, '/', geom, area_m2, properties, 1, now(), now()
-        FROM region_staging ORDER BY seq
+        FROM region_staging ORDER BY code  -- one lock order for every writer
         ON CONFLICT (code) DO UPDATE SET
             name = excluded.name, name_en = excluded.name_en, parent_id = excluded.parent_id,
             geom = excluded.geom, area_m2 = excluded.area_m2, properties = excluded.properties,
             retired_at = NULL, version = r.version + 1, updated_at = now()
-        WHERE (r.name, r.name_en, r.parent_id, r.properties, r.retired_at IS NULL)
-              IS DISTINCT FROM (excluded.name, excluded.name_en, excluded.parent_id, excluded.properties, true)
-           OR NOT ST_Equals(r.geom, excluded.geom)
+        WHERE r.level = :level
+          AND ((r.name, r.name_en, r.parent_id, r.properties, r.retired_at IS NULL)
+               IS DISTINCT FROM (excluded.name, excluded.name_en, excluded.parent_id, excluded.properties, true)
+               OR NOT ST_Equals(r.geom, excluded.geom))
         RETURNING (xmax = 0) AS created
     """), {"level": level}).all()
     created = sum(1 for row in result if row.created)
@@ -417,7 +446,7 @@ def import_regions(actor: Actor, collection: dict, opts: ImportOptions, progress
         raise InvalidInput("import.invalid", "The file is not a GeoJSON FeatureCollection.")
     features = collection["features"]
     report = {"level": opts.level, "features": len(features), "refused": [], "repaired": [], "unassigned": [],
-              "assigned_to_nearest": [], "partly_outside_parent": [], "overlapping_siblings": []}
+              "assigned_to_nearest": [], "kept_parent": [], "partly_outside_parent": [], "overlapping_siblings": []}
     rows = _feature_rows(features, opts, report)
     _stage(rows, progress)
     upper = parent_level(opts.level)
@@ -460,6 +489,13 @@ def import_regions(actor: Actor, collection: dict, opts: ImportOptions, progress
         report["assigned_to_nearest"] = [
             {"code": r.code, "parent_code": r.parent_code, "distance_m": round(r.metres, 1)} for r in nearest]
     if upper is not None:
+        # A region already in the tree that this file gives no parent keeps the one it
+        # has, rather than falling out of everyone's scope.
+        report["kept_parent"] = list(db.session.scalars(text("""
+            UPDATE region_staging s SET parent_id = r.parent_id FROM regions r
+            WHERE s.parent_id IS NULL AND r.code = s.code AND r.parent_id IS NOT NULL
+            RETURNING s.code
+        """)).all())
         for code, parent_code in db.session.execute(text(
                 "SELECT code, parent_code FROM region_staging WHERE parent_id IS NULL ORDER BY seq")).all():
             reason = (f"no live {upper} with code {parent_code!r}" if opts.parent_code_field
@@ -593,8 +629,23 @@ def _lattice_rows(parent: Region, boundary, opts: GridOptions, level: str) -> li
 
 
 def _replace_children(parent_ids: list[int], rows: list[StagedRegion], level: str) -> dict:
-    """Upsert ``rows`` as the live children of ``parent_ids``; retire their other children."""
+    """Upsert ``rows`` as the live children of ``parent_ids``; retire their other children.
+
+    Generated codes are the parent's code + a serial, so a parent "B1" with 131 cells
+    and a parent "B10" can produce the same code: a code that belongs to a region under
+    another parent is refused (409), never taken over.
+    """
+    too_long = [r.code for r in rows if len(r.code) > 32]
+    if too_long:
+        raise InvalidInput("region.code_too_long", f"Generated codes would exceed 32 characters: {too_long[0]}.")
     _stage(rows, None)
+    taken = db.session.scalars(text("""
+        SELECT s.code FROM region_staging s JOIN regions r ON r.code = s.code
+        WHERE r.parent_id IS DISTINCT FROM s.parent_id ORDER BY s.code LIMIT 5
+    """)).all()
+    if taken:
+        raise Conflict("region.code_taken", "Generated codes are already used by other regions: " + ", ".join(taken)
+                       + ". Recode the community (or the other region) first.")
     counts = _merge_staged(level)
     if counts["refused"]:
         raise Conflict("region.code_taken", "Generated codes are used by regions of other levels: "

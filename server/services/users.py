@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
 from server.domain.people import allowed_scope_levels
@@ -17,7 +18,7 @@ from server.models import AuthSession, Department, GridAssignment, LoginAttempt,
 from server.models._base import utcnow
 
 from .access import authorize, within_scope
-from .auth import check_throttle
+from .auth import check_throttle, throttle_key
 from .pagination import Page, paginate
 from .passwords import hash_password, verify_password
 from .versioning import commit_edit
@@ -260,9 +261,9 @@ def change_my_password(actor: Actor, data: dict, *, session_id: uuid.UUID, clien
     user.weak_password.
     """
     user = db.session.get(User, actor.user_id)
-    check_throttle(user.username.lower(), client_ip)
+    check_throttle(throttle_key(user.username), client_ip)
     if not verify_password(user.password_hash, data["current_password"]):
-        db.session.add(LoginAttempt(username=user.username.lower(), client_ip=client_ip, succeeded=False))
+        db.session.add(LoginAttempt(username=throttle_key(user.username), client_ip=client_ip, succeeded=False))
         db.session.commit()  # the failure must count even though the request fails
         raise Forbidden("auth.wrong_password", "The current password is wrong.",
                         errors={"current_password": ["Wrong password."]})
@@ -301,20 +302,18 @@ def assign_cell(actor: Actor, user_id: int, region_id: int, duty: str) -> GridAs
     assignment.not_a_cell, assignment.primary_taken.
     """
     worker, cell = _worker_and_cell(actor, user_id, region_id)
-    assignment = db.session.get(GridAssignment, (worker.id, cell.id))
-    if assignment is None:
-        assignment = GridAssignment(user_id=worker.id, region_id=cell.id, region=cell, duty=duty)
-        db.session.add(assignment)
-    else:
-        assignment.duty = duty
+    # One statement, so that retries and concurrent requests neither fail nor duplicate.
+    upsert = (insert(GridAssignment).values(user_id=worker.id, region_id=cell.id, duty=duty, created_at=utcnow())
+              .on_conflict_do_update(index_elements=["user_id", "region_id"], set_={"duty": duty}))
     try:
+        db.session.execute(upsert)
         db.session.commit()
     except IntegrityError as exc:
         db.session.rollback()
         if violated_constraint(exc) == "uq_grid_assignments_primary":
             raise Conflict("assignment.primary_taken", "This cell already has a primary worker.") from None
         raise
-    return assignment
+    return db.session.get(GridAssignment, (worker.id, cell.id), populate_existing=True)
 
 
 def unassign_cell(actor: Actor, user_id: int, region_id: int) -> None:
