@@ -123,6 +123,7 @@ class GridReportSchema(Schema):
     updated = fields.Integer()
     unchanged = fields.Integer()
     retired = fields.Integer()
+    assignments_released = fields.Integer(metadata={"description": "Grid workers' duties on retired cells, ended"})
     target_area_m2 = fields.Float()
 
 

@@ -6,7 +6,7 @@ from marshmallow import Schema, ValidationError, fields, pre_dump, validate
 from schemas.common import MAX_ID, Id, PageQueryArgsSchema, QueryId, page_of
 from server.domain.people import DUTIES, ROLE_LABELS, ROLES
 
-USERNAME_PATTERN = r"^[\w.@-]+$"
+USERNAME_PATTERN = r"^[\w.@-]+\Z"  # \Z: "$" would also accept a trailing newline
 
 
 class Trimmed(fields.String):

@@ -5,14 +5,13 @@ import click
 from flask.cli import AppGroup
 
 from server.domain.people import ROLES
-from server.domain.permissions import Actor
+from server.domain.permissions import SYSTEM
 from server.errors import DomainError
 from server.services import users
 
 users_cli = AppGroup("users", help="Create and list users.")
 
 # The command line acts as an administrator of the whole territory.
-SYSTEM = Actor(user_id=0, role="admin", scope_path="/")
 
 
 def _read_password(from_stdin: bool) -> str:

@@ -195,7 +195,8 @@ def retire_region(actor: Actor, region_id: int, *, cascade: bool) -> Region:
     """Retire a region (撤销): it stays for history but leaves lists, maps and locate.
 
     Refused while live children remain, unless ``cascade`` retires the whole subtree.
-    Errors: region.not_found, auth.forbidden, region.has_live_children.
+    Grid workers stop covering the retired cells. Errors: region.not_found,
+    auth.forbidden, region.has_live_children.
     """
     region = db.session.get(Region, region_id)
     authorize(actor, REGION_MANAGE, region, not_found=_not_found())
@@ -210,6 +211,7 @@ def retire_region(actor: Actor, region_id: int, *, cascade: bool) -> Region:
     db.session.execute(text(
         "UPDATE regions SET retired_at = now(), version = version + 1, updated_at = now() "
         "WHERE path LIKE :p || '%' AND retired_at IS NULL"), {"p": region.path})
+    _release_retired_cells()
     db.session.commit()
     db.session.refresh(region)
     return region
@@ -575,7 +577,7 @@ def generate_grids(actor: Actor, region_id: int, opts: GridOptions, progress: Pr
         WHERE c.level = 'grid' AND c.retired_at IS NULL AND c.path LIKE :p || '%' GROUP BY c.parent_id
     """), {"p": region.path}).all())
     report = {"region": region.code, "communities": 0, "skipped": [], "created": 0, "updated": 0,
-              "unchanged": 0, "retired": 0, "target_area_m2": opts.target_area_m2}
+              "unchanged": 0, "retired": 0, "assignments_released": 0, "target_area_m2": opts.target_area_m2}
     todo = []
     for community in communities:
         if live_cells.get(community.id) and not opts.replace:
@@ -656,7 +658,14 @@ def _replace_children(parent_ids: list[int], rows: list[StagedRegion], level: st
           AND code NOT IN (SELECT code FROM region_staging)
     """), {"pids": parent_ids, "level": level}).rowcount
     del counts["refused"]
-    return {**counts, "retired": retired}
+    return {**counts, "retired": retired, "assignments_released": _release_retired_cells()}
+
+
+def _release_retired_cells() -> int:
+    """Grid workers no longer cover retired cells (AB岗 is current duty, not history)."""
+    return db.session.execute(text(
+        "DELETE FROM grid_assignments a USING regions r WHERE r.id = a.region_id AND r.retired_at IS NOT NULL"
+    )).rowcount
 
 
 def generate_communities(actor: Actor, street_id: int, target_area_m2: float) -> dict:

@@ -194,6 +194,7 @@ def test_retire_refuses_live_children_unless_cascading(tree, client_for):
     located = street.get("/api/v1/regions/locate", params={"lon": -118.39, "lat": 34.02})
     assert (located.status_code, located.json()["code"]) == (404, "region.no_cell_at_point")
     assert region_count() == 11  # retired, never deleted
+    assert street.get(f"/api/v1/users/{tree['grid_worker'].id}/cells").json() == []  # G1's worker released
 
 
 def test_locate_returns_the_cell_and_its_chain(tree, client_for):

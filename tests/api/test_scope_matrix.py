@@ -83,11 +83,17 @@ def test_region_changes_follow_the_subtree_and_the_role(tree, client_for, role):
             assert (response.status_code, response.json()["code"]) == (403, "auth.forbidden"), (role, key)
         else:
             assert_hidden(response, region.code, region.name)
-        grids = client.post(f"/api/v1/regions/{region.id}/grids", json={})
+        grids = client.post(f"/api/v1/regions/{region.id}/grids", json={"target_area_m2": 5_000_000})
         if key not in VISIBLE[role]:
             assert_hidden(grids, region.code)
         elif role in ("grid_worker", "department"):
             assert grids.status_code == 403
+        elif key.startswith("G"):
+            assert (grids.status_code, grids.json()["code"]) == (422, "region.wrong_level")
+        elif key.startswith("K"):  # K1 and K2 already have cells
+            assert (grids.status_code, grids.json()["code"]) == (409, "region.grids_exist")
+        else:  # above communities: communities with cells are skipped and reported
+            assert grids.status_code == 200 and grids.json()["communities"] == 0, (role, key)
 
 
 @pytest.mark.parametrize("role", ROLES)
