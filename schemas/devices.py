@@ -21,3 +21,8 @@ class DeviceCreateSchema(Schema):
     token_kind = fields.String(load_default="registration_token", validate=validate.OneOf(DEVICE_TOKEN_KINDS))
     platform = fields.String(required=True, validate=validate.OneOf(DEVICE_PLATFORMS))
     app_version = fields.String(allow_none=True, load_default=None, validate=validate.Length(min=1, max=64))
+
+
+class DeviceTokenSchema(Schema):
+    token = fields.String(required=True, validate=validate.Length(min=1, max=4096),
+                          metadata={"description": "The push token the phone registered"})

@@ -1,7 +1,7 @@
 """The signed-in user: profile, password and phones."""
 
 from schemas.common import MAX_ID
-from schemas.devices import DeviceCreateSchema, DeviceSchema
+from schemas.devices import DeviceCreateSchema, DeviceSchema, DeviceTokenSchema
 from schemas.users import MeSchema, PasswordChangeSchema
 from server.auth import client_ip, current_session_id, login_required
 from server.services import devices, users
@@ -49,6 +49,16 @@ def register_device(actor, data):
     """Register this phone's push token (idempotent)"""
     device, created = devices.register_device(actor, data)
     return device, 201 if created else 200
+
+
+@blp.delete("/devices")
+@login_required
+@blp.arguments(DeviceTokenSchema)
+@blp.response(204)
+@errors(blp, 401, 404, 422)
+def remove_device_by_token(actor, data):
+    """Forget this phone, named by its push token"""
+    devices.remove_device(actor, token=data["token"])
 
 
 @blp.delete(f"/devices/<int(max={MAX_ID}):device_id>")

@@ -55,9 +55,10 @@ def list_devices(actor: Actor) -> list[Device]:
     ))
 
 
-def remove_device(actor: Actor, device_id: int) -> None:
-    """Forget one of the actor's devices (sign-out on a phone). Errors: device.not_found."""
-    device = db.session.get(Device, device_id)
+def remove_device(actor: Actor, device_id: int | None = None, *, token: str | None = None) -> None:
+    """Forget one of the actor's devices, by id or by its push token (sign-out on a
+    phone, which knows its token). Errors: device.not_found."""
+    device = db.session.get(Device, device_id) if token is None else _by_token(token)
     authorize(actor, DEVICE_MANAGE, device, not_found=NotFound("device.not_found", "No such device."))
     db.session.delete(device)
     db.session.commit()

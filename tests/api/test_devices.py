@@ -113,6 +113,19 @@ def test_removing_ones_own_phone(http, db, client_for):
     _assert_error(worker.delete(f"{DEVICES}/{device_id}"), 404, "device.not_found")
 
 
+def test_a_phone_signs_out_by_its_token(http, db, client_for):
+    tree = build_tree()
+    worker = client_for(tree["grid_worker"])
+    worker.post(DEVICES, json={"token": TOKEN, "platform": "android"})
+    client_for(tree["community"]).post(DEVICES, json={"token": "someone-elses", "platform": "ios"})
+    _assert_error(worker.delete(DEVICES, json={"token": "someone-elses"}), 404, "device.not_found")
+    _assert_error(worker.delete(DEVICES, json={}), 422, "request.invalid")
+    assert _count(db) == 2
+    assert worker.delete(DEVICES, json={"token": TOKEN}).status_code == 204
+    assert _count(db) == 1
+    _assert_error(worker.delete(DEVICES, json={"token": TOKEN}), 404, "device.not_found")
+
+
 def test_another_users_phone_is_404_and_stays(http, db, client_for):
     tree = build_tree()
     owner = client_for(tree["grid_worker"])
