@@ -6,10 +6,20 @@ same rule for list queries, maps, tiles and exports.
 """
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, true
+from sqlalchemy import ColumnElement, or_, true
 
 from server.domain.permissions import Actor, can, read_action
 from server.errors import Forbidden, NotFound
+from server.models import Department, Region, User
+
+
+class _Territory:
+    """The whole territory as a permission target (creating a city, importing a level)."""
+
+    scope_path = "/"
+
+
+TERRITORY = _Territory()
 
 
 def authorize(actor: Actor, action: str, target, *, not_found: NotFound) -> None:
@@ -20,9 +30,37 @@ def authorize(actor: Actor, action: str, target, *, not_found: NotFound) -> None
         raise Forbidden("auth.forbidden", "You are not allowed to do this here.")
 
 
+def require(actor: Actor, action: str, target) -> None:
+    """Raise Forbidden unless ``actor`` may ``action`` on a target everyone can name."""
+    if not can(actor, action, target):
+        raise Forbidden("auth.forbidden", "You are not allowed to do this here.")
+
+
+def scope_path(actor: Actor) -> str:
+    """The path prefix of everything the actor may see (for statements written in SQL)."""
+    return "/" if actor.is_admin else actor.scope_path
+
+
 def within_scope(actor: Actor, path_column) -> ColumnElement[bool]:
     """SQL condition: the row's region path lies inside the actor's scope subtree."""
     if actor.is_admin:
         return true()
     # paths are server-made ("/1/5/"): no LIKE wildcards to escape
     return path_column.like(actor.scope_path + "%")
+
+
+def visible_users(actor: Actor) -> ColumnElement[bool]:
+    """SQL form of ``can(actor, USER_READ, user)`` over users joined to their Region:
+    managers see the users of their subtree, everyone else only themselves."""
+    if actor.is_admin or actor.is_manager:
+        return within_scope(actor, Region.path)
+    return User.id == actor.user_id
+
+
+def visible_departments(actor: Actor) -> ColumnElement[bool]:
+    """SQL form of ``can(actor, DEPARTMENT_READ, department)`` over departments joined
+    to their Region: those of the subtree, and a handler's own department."""
+    visible = within_scope(actor, Region.path)
+    if actor.department_id is not None:
+        visible = or_(visible, Department.id == actor.department_id)
+    return visible

@@ -1,7 +1,7 @@
 """Functional departments (职能部门): police station, 城管, 司法所… belonging to a region."""
 from __future__ import annotations
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
 from server.domain.permissions import DEPARTMENT_MANAGE, DEPARTMENT_READ, Actor
@@ -10,7 +10,7 @@ from server.extensions import db
 from server.models import Department, Region
 from server.models._base import utcnow
 
-from .access import authorize, within_scope
+from .access import authorize, visible_departments, within_scope
 from .pagination import Page, paginate
 from .versioning import commit_edit
 from .users import violated_constraint
@@ -27,10 +27,7 @@ def _code_taken() -> Conflict:
 
 def list_departments(actor: Actor, args: dict) -> Page:
     """Departments of regions in the actor's scope, and a handler's own department."""
-    visible = within_scope(actor, Region.path)
-    if actor.department_id is not None:
-        visible = or_(visible, Department.id == actor.department_id)
-    stmt = select(Department).join(Region, Region.id == Department.region_id).where(visible)
+    stmt = select(Department).join(Region, Region.id == Department.region_id).where(visible_departments(actor))
     if "region_id" in args:
         subtree = select(Region.path).where(Region.id == args["region_id"]).scalar_subquery()
         stmt = stmt.where(Region.path.startswith(subtree))

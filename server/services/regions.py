@@ -21,14 +21,14 @@ from sqlalchemy.orm import undefer
 from geo import crs as geo_crs
 from geo.geometry import GeometryError, geodesic_area_m2, parse_point, parse_polygonal, to_db
 from geo.grids import generate_grid, grid_code
-from server.domain.permissions import REGION_ADD_CHILDREN, REGION_IMPORT, REGION_MANAGE, REGION_READ, Actor, can
+from server.domain.permissions import REGION_ADD_CHILDREN, REGION_IMPORT, REGION_MANAGE, REGION_READ, Actor
 from server.domain.territory import LEVELS, child_path, parent_level
-from server.errors import Conflict, Forbidden, InvalidInput, NotFound
+from server.errors import Conflict, InvalidInput, NotFound
 from server.extensions import db
 from server.models import Region
 from server.models._base import utcnow
 
-from .access import authorize, within_scope
+from .access import TERRITORY, authorize, require, scope_path, within_scope
 from .pagination import Page, paginate
 from .versioning import commit_edit
 
@@ -147,8 +147,7 @@ def create_region(actor: Actor, data: dict) -> Region:
     if level == "city":
         if data.get("parent_id") is not None:
             raise InvalidInput("region.invalid_parent", "A city has no parent.", errors={"parent_id": ["Must be empty."]})
-        if not actor.is_admin:
-            raise Forbidden("auth.forbidden", "Only administrators create cities.")
+        require(actor, REGION_ADD_CHILDREN, TERRITORY)  # a city is a child of the territory
     elif data.get("parent_id") is None:
         raise InvalidInput("region.invalid_parent", f"A {level} needs a parent {parent_level(level)}.",
                            errors={"parent_id": ["Required."]})
@@ -256,8 +255,7 @@ def locate(actor: Actor, lon: float, lat: float, crs: str = "wgs84") -> Location
         raise InvalidInput(exc.code, exc.message) from None
     if crs != "wgs84":
         lon, lat = geo_crs.to_wgs84(lon, lat, crs)
-    scope = "/" if actor.is_admin else actor.scope_path
-    rows = db.session.execute(_LOCATE_SQL, {"lon": lon, "lat": lat, "scope": scope}).all()
+    rows = db.session.execute(_LOCATE_SQL, {"lon": lon, "lat": lat, "scope": scope_path(actor)}).all()
     if not rows:
         raise NotFound("region.no_cell_at_point", "No grid cell you can see covers this point.")
     chain = [dict(row._mapping) for row in rows]
@@ -439,8 +437,7 @@ def import_regions(actor: Actor, collection: dict, opts: ImportOptions, progress
     geometries, unassigned features (no parent found), features lying partly outside
     their parent, and overlapping siblings. Errors: auth.forbidden, import.invalid.
     """
-    if not can(actor, REGION_IMPORT, _Root()):
-        raise Forbidden("auth.forbidden", "Only administrators import regions.")
+    require(actor, REGION_IMPORT, TERRITORY)
     if opts.level not in LEVELS:
         raise InvalidInput("import.invalid", f"Unknown level {opts.level!r}.", errors={"level": [f"One of {LEVELS}."]})
     if not isinstance(collection, dict) or collection.get("type") != "FeatureCollection" \
@@ -510,12 +507,6 @@ def import_regions(actor: Actor, collection: dict, opts: ImportOptions, progress
     report["overlapping_siblings"] = _overlapping_staged_siblings()
     db.session.commit()
     return report
-
-
-class _Root:
-    """The whole territory, as a permission target."""
-
-    scope_path = "/"
 
 
 def _partly_outside_parent(threshold: float = 0.99) -> list[dict]:

@@ -17,7 +17,7 @@ from server.extensions import db
 from server.models import AuthSession, Department, GridAssignment, LoginAttempt, Region, User
 from server.models._base import utcnow
 
-from .access import authorize, within_scope
+from .access import authorize, visible_users, within_scope
 from .auth import check_throttle, throttle_key
 from .pagination import Page, paginate
 from .passwords import hash_password, verify_password
@@ -41,17 +41,9 @@ def violated_constraint(exc: IntegrityError) -> str | None:
 
 # --- reading -------------------------------------------------------------------------
 
-def _visible(actor: Actor):
-    """SQL condition mirroring ``can(actor, USER_READ, user)``: managers see the users
-    of their subtree, everyone else only themselves."""
-    if actor.is_admin or actor.is_manager:
-        return within_scope(actor, Region.path)
-    return User.id == actor.user_id
-
-
 def list_users(actor: Actor, args: dict) -> Page:
     """Users the actor may see, filtered by role, region subtree, text and activity."""
-    stmt = select(User).join(Region, Region.id == User.region_id).where(_visible(actor))
+    stmt = select(User).join(Region, Region.id == User.region_id).where(visible_users(actor))
     if "role" in args:
         stmt = stmt.where(User.role == args["role"])
     if "region_id" in args:
