@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the project needs when they are missing:
 # PostGIS for the embedded database (and the test database), python3-venv for the
-# virtualenv, npm for the front-end libraries.
+# virtualenv, npm for the front-end libraries, Chromium for the browser tests.
 # With BENCH=1 also the benchmark-only tools (wrk, the HTTP load generator; pgbench
 # comes with postgresql-15), so that `make run` and `make test` never need them.
 # Runs apt only when something is missing, so a second run costs nothing.
@@ -13,6 +13,7 @@ missing=()
 [ -f /usr/share/postgresql/15/extension/postgis.control ] || missing+=(postgresql-15-postgis-3)
 "$PYTHON" -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
 command -v npm >/dev/null || missing+=(npm)
+[ -x /usr/bin/chromium ] || missing+=(chromium)  # browser tests (headless)
 if [ "${BENCH:-0}" = 1 ]; then
   command -v wrk >/dev/null || missing+=(wrk)
 fi
