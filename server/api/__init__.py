@@ -5,12 +5,16 @@ from flask_smorest import Api
 
 from server.auth import BEARER_SCHEME
 
+from .common import IdConverter, id_parameter_schema
+
 
 def register_blueprints(app: Flask, api: Api) -> None:
     from server import web
 
     from . import health
 
+    app.url_map.converters["id"] = IdConverter
+    api.register_converter(IdConverter, id_parameter_schema)
     api.spec.components.security_scheme("bearerAuth", BEARER_SCHEME)
     app.register_blueprint(health.bp)
     app.register_blueprint(web.bp)

@@ -9,7 +9,9 @@ import flask_smorest
 from flask import Response, current_app
 from marshmallow import RAISE, missing
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.routing import IntegerConverter
 
+from schemas.common import MAX_ID
 from server.errors import BadRequest, InvalidInput
 
 # NUL cannot be stored in PostgreSQL text or jsonb; lone surrogates cannot be encoded.
@@ -92,8 +94,18 @@ def accepts(*media_types: str, max_body: str | None = None):
 
 
 GEOJSON = "application/geo+json"
-# Paths take ids within PostgreSQL's integer range; a larger number matches no route (404).
-ID = "int(max=2147483647)"
+class IdConverter(IntegerConverter):
+    """``<id:name>`` in routes: ASCII digits within PostgreSQL's integer range. Anything
+    else — a larger number, "٩" or other non-ASCII digits — matches no route (404)."""
+
+    regex = r"[0-9]+"
+
+    def __init__(self, url_map, *args, **kwargs):
+        super().__init__(url_map, min=1, max=MAX_ID)
+
+
+def id_parameter_schema(converter: IdConverter) -> dict:
+    return {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 
 
 def geojson_response(obj: dict, status: int = 200) -> Response:

@@ -1,6 +1,5 @@
 """Functional departments (职能部门)."""
 
-from schemas.common import MAX_ID
 from schemas.departments import (DepartmentCreateSchema, DepartmentPageSchema, DepartmentPatchSchema,
                                  DepartmentQueryArgsSchema, DepartmentSchema)
 from server.auth import login_required
@@ -10,7 +9,7 @@ from .common import Blueprint, errors
 
 blp = Blueprint("departments", __name__, url_prefix="/departments", description="Functional departments")
 
-DEPARTMENT = f"/<int(max={MAX_ID}):department_id>"
+DEPARTMENT = "/<id:department_id>"
 
 
 @blp.get("")

@@ -1,6 +1,5 @@
 """The signed-in user: profile, password and phones."""
 
-from schemas.common import MAX_ID
 from schemas.devices import DeviceCreateSchema, DeviceSchema, DeviceTokenSchema
 from schemas.users import MeSchema, PasswordChangeSchema
 from server.auth import client_ip, current_session_id, login_required
@@ -61,7 +60,7 @@ def remove_device_by_token(actor, data):
     devices.remove_device(actor, token=data["token"])
 
 
-@blp.delete(f"/devices/<int(max={MAX_ID}):device_id>")
+@blp.delete("/devices/<id:device_id>")
 @login_required
 @blp.response(204)
 @errors(blp, 401, 404)

@@ -10,7 +10,7 @@ from schemas.regions import (
 from server.auth import login_required
 from server.services import regions as service
 
-from .common import GEOJSON, ID, Blueprint, accepts, errors, geojson_response
+from .common import GEOJSON, Blueprint, accepts, errors, geojson_response
 
 blp = Blueprint("regions", __name__, url_prefix="/regions", description="The territory tree and its grid cells")
 
@@ -60,7 +60,7 @@ def import_regions(actor, args, collection):
     return service.import_regions(actor, collection, service.ImportOptions(**args))
 
 
-@blp.get(f"/<{ID}:region_id>")
+@blp.get("/<id:region_id>")
 @login_required
 @blp.arguments(RegionGetArgsSchema, location="query")
 @blp.response(200, RegionSchema)
@@ -72,7 +72,7 @@ def get_region(actor, args, region_id):
     return geojson_response(region_feature(region)) if args["format"] == "geojson" else region
 
 
-@blp.patch(f"/<{ID}:region_id>")
+@blp.patch("/<id:region_id>")
 @login_required
 @blp.arguments(RegionPatchSchema)
 @blp.response(200, RegionSchema)
@@ -82,7 +82,7 @@ def update_region(actor, changes, region_id):
     return service.update_region(actor, region_id, changes)
 
 
-@blp.post(f"/<{ID}:region_id>/retire")
+@blp.post("/<id:region_id>/retire")
 @login_required
 @blp.arguments(RetireSchema)
 @blp.response(200, RegionSchema)
@@ -92,7 +92,7 @@ def retire_region(actor, args, region_id):
     return service.retire_region(actor, region_id, cascade=args["cascade"])
 
 
-@blp.post(f"/<{ID}:region_id>/grids")
+@blp.post("/<id:region_id>/grids")
 @login_required
 @blp.arguments(GridGenerateSchema)
 @blp.response(200, GridReportSchema)
@@ -102,7 +102,7 @@ def generate_grids(actor, args, region_id):
     return service.generate_grids(actor, region_id, service.GridOptions(**args))
 
 
-@blp.get(f"/<{ID}:region_id>/coverage")
+@blp.get("/<id:region_id>/coverage")
 @login_required
 @blp.arguments(CoverageArgsSchema, location="query")
 @blp.response(200, content_type=GEOJSON, description="GeoJSON report of children outside, overlaps and gaps")

@@ -1,6 +1,5 @@
 """Users (人员) and their grid cells (AB岗)."""
 
-from schemas.common import MAX_ID
 from schemas.users import (AssignmentPutSchema, AssignmentSchema, UserCreateSchema, UserPageSchema,
                            UserPatchSchema, UserQueryArgsSchema, UserSchema)
 from server.auth import login_required
@@ -10,8 +9,8 @@ from .common import Blueprint, errors
 
 blp = Blueprint("users", __name__, url_prefix="/users", description="Users, roles and grid assignments")
 
-USER = f"/<int(max={MAX_ID}):user_id>"
-CELL = f"/<int(max={MAX_ID}):region_id>"
+USER = "/<id:user_id>"
+CELL = "/<id:region_id>"
 
 
 @blp.get("")

@@ -91,9 +91,10 @@ def test_a_region_inside_scope_is_returned_as_json_or_feature(tree, client_for):
     assert feature.json()["type"] == "Feature"
 
 
-def test_an_id_beyond_32_bits_is_a_plain_404(tree, client_for):
-    response = client_for(tree["admin"]).get(f"/api/v1/regions/{2**40}")
-    assert response.status_code == 404
+@pytest.mark.parametrize("segment", [str(2**40), str(2**31), "0", "-1", "\u0669", "\uff19", "1.0"])
+def test_an_id_that_is_not_a_plain_32_bit_number_is_a_plain_404(tree, client_for, segment):
+    response = client_for(tree["admin"]).get(f"/api/v1/regions/{segment}")
+    assert (response.status_code, response.json()["code"]) == (404, "http.not_found")
 
 
 def test_a_street_creates_a_community_inside_its_street(tree, client_for):
