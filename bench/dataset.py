@@ -21,7 +21,7 @@ from server.cli.progress import progress_bar
 from server.config import PROJECT_ROOT
 from server.domain.permissions import SYSTEM
 from server.extensions import db
-from server.services import regions
+from server.services import territory_bulk
 
 from . import OUT_DIR, say
 
@@ -83,10 +83,10 @@ def _empty_database() -> None:
 
 def _timed_import(level: str, collection: dict, code_field: str) -> dict:
     """Import one level; returns its report counts and wall time (s) and features/s."""
-    opts = regions.ImportOptions(level=level, code_field=code_field, name_field="name")
+    opts = territory_bulk.ImportOptions(level=level, code_field=code_field, name_field="name")
     started = time.perf_counter()
     with progress_bar("features") as progress:
-        report = regions.import_regions(SYSTEM, collection, opts, progress)
+        report = territory_bulk.import_regions(SYSTEM, collection, opts, progress)
     seconds = time.perf_counter() - started
     features = report["features"]
     say(f"  {level}: {features} features in {seconds:.2f} s ({features / seconds:.0f} features/s), "
@@ -108,7 +108,7 @@ def _build() -> tuple[int, dict]:
     say("Generating unit grids of 10,000 m² for every community")
     started = time.perf_counter()
     with progress_bar("communities") as progress:
-        report = regions.generate_grids(SYSTEM, city_id, regions.GridOptions(), progress)
+        report = territory_bulk.generate_grids(SYSTEM, city_id, territory_bulk.GridOptions(), progress)
     seconds = time.perf_counter() - started
     timings["grids"] = {"communities": report["communities"], "cells": report["created"], "seconds": seconds,
                         "cells_per_s": report["created"] / seconds, "target_area_m2": report["target_area_m2"]}

@@ -9,6 +9,7 @@ from schemas.regions import (
 )
 from server.auth import login_required
 from server.services import regions as service
+from server.services import territory_bulk as bulk
 
 from .common import GEOJSON, Blueprint, accepts, errors, geojson_response
 
@@ -57,7 +58,7 @@ def locate(actor, args):
 @accepts("application/json", GEOJSON, max_body="IMPORT_MAX_BYTES")
 def import_regions(actor, args, collection):
     """Import a GeoJSON FeatureCollection as one level of the tree."""
-    return service.import_regions(actor, collection, service.ImportOptions(**args))
+    return bulk.import_regions(actor, collection, bulk.ImportOptions(**args))
 
 
 @blp.get("/<id:region_id>")
@@ -99,7 +100,7 @@ def retire_region(actor, args, region_id):
 @errors(blp, 401, 403, 404, 409)
 def generate_grids(actor, args, region_id):
     """Generate unit grid cells for a community or every community under a region."""
-    return service.generate_grids(actor, region_id, service.GridOptions(**args))
+    return bulk.generate_grids(actor, region_id, bulk.GridOptions(**args))
 
 
 @blp.get("/<id:region_id>/coverage")

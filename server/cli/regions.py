@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 from server.domain.permissions import SYSTEM
 from server.errors import DomainError
 from server.services import regions as service
+from server.services import territory_bulk as bulk
 
 from .progress import progress_bar
 
@@ -42,11 +43,11 @@ def import_command(file, level, code_field, name_field, name_en_field, parent_co
         collection = json.load(file)
     except (ValueError, UnicodeDecodeError) as exc:
         raise click.ClickException(f"{file.name} is not JSON: {exc}") from None
-    opts = service.ImportOptions(level=level, code_field=code_field, name_field=name_field,
+    opts = bulk.ImportOptions(level=level, code_field=code_field, name_field=name_field,
                                  name_en_field=name_en_field, parent_code_field=parent_code_field)
     try:
         with progress_bar("features") as progress:
-            report = service.import_regions(SYSTEM, collection, opts, progress)
+            report = bulk.import_regions(SYSTEM, collection, opts, progress)
     except DomainError as exc:
         _fail(exc)
     click.echo(
@@ -68,10 +69,10 @@ def import_command(file, level, code_field, name_field, name_en_field, parent_co
 @click.option("--replace", is_flag=True, help="Regenerate communities that already have cells")
 def grids_command(code, target_area, sliver_ratio, replace):
     """Generate unit grid cells for community CODE, or every community under region CODE."""
-    opts = service.GridOptions(target_area_m2=target_area, sliver_ratio=sliver_ratio, replace=replace)
+    opts = bulk.GridOptions(target_area_m2=target_area, sliver_ratio=sliver_ratio, replace=replace)
     try:
         with progress_bar("communities") as progress:
-            report = service.generate_grids(SYSTEM, _region_id(code), opts, progress)
+            report = bulk.generate_grids(SYSTEM, _region_id(code), opts, progress)
     except DomainError as exc:
         _fail(exc)
     click.echo(f"{report['communities']} communities: {report['created']} cells created, {report['updated']} "

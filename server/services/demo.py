@@ -23,7 +23,7 @@ from server.domain.permissions import SYSTEM
 from server.extensions import db
 from server.models import Department, GridAssignment, Region, User
 
-from . import regions
+from . import territory_bulk
 from .passwords import hash_password
 
 COUNCILS = PROJECT_ROOT.parent / "shared" / "data" / "la" / "la-neighborhood-councils-2019.geojson"
@@ -69,11 +69,12 @@ def load_demo(councils_path: Path = COUNCILS, say=print) -> dict:
     for feature, geom in zip(councils, shapes):
         by_region.setdefault(feature["properties"]["service_re"], []).append(geom)
     city = _feature(unary_union(shapes), code=CITY_CODE, name="洛杉矶市", name_en="Los Angeles")
-    regions.import_regions(SYSTEM, _collection([city]), regions.ImportOptions("city", "code", "name", "name_en"))
+    territory_bulk.import_regions(SYSTEM, _collection([city]),
+                                  territory_bulk.ImportOptions("city", "code", "name", "name_en"))
     districts = [_feature(unary_union(parts), code=_district_code(name), name=_title(name), name_en=_title(name))
                  for name, parts in sorted(by_region.items())]
-    regions.import_regions(SYSTEM, _collection(districts),
-                           regions.ImportOptions("district", "code", "name", "name_en"))
+    territory_bulk.import_regions(SYSTEM, _collection(districts),
+                           territory_bulk.ImportOptions("district", "code", "name", "name_en"))
 
     say("99 neighbourhood councils as streets …")
     streets = []
@@ -82,7 +83,7 @@ def load_demo(councils_path: Path = COUNCILS, say=print) -> dict:
         streets.append(_feature(geom, code=_street_code(_district_code(p["service_re"]), p["nc_id"]),
                                 name=_title(p["name"]), name_en=_title(p["name"]),
                                 district=_district_code(p["service_re"]), nc_id=p["nc_id"], website=p.get("waddress")))
-    regions.import_regions(SYSTEM, _collection(streets), regions.ImportOptions(
+    territory_bulk.import_regions(SYSTEM, _collection(streets), territory_bulk.ImportOptions(
         "street", "code", "name", "name_en", parent_code_field="district"))
 
     detailed = db.session.scalars(select(Region).where(
@@ -90,8 +91,8 @@ def load_demo(councils_path: Path = COUNCILS, say=print) -> dict:
     for street in detailed:
         say(f"Communities and grid cells in {street.name} …")
         if not db.session.scalar(select(Region.id).where(Region.parent_id == street.id).limit(1)):
-            regions.generate_communities(SYSTEM, street.id, target_area_m2=1_000_000)
-        regions.generate_grids(SYSTEM, street.id, regions.GridOptions())  # skips communities with cells
+            territory_bulk.generate_communities(SYSTEM, street.id, target_area_m2=1_000_000)
+        territory_bulk.generate_grids(SYSTEM, street.id, territory_bulk.GridOptions())  # skips communities with cells
     users = _people(detailed)
     return {"created": True, "users": users}
 

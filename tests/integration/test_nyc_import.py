@@ -20,6 +20,7 @@ from server.errors import NotFound
 from server.extensions import db as _db
 from server.models import Region
 from server.services import regions
+from server.services.territory_bulk import GridOptions, ImportOptions, generate_grids, import_regions
 
 NYC = PROJECT_ROOT.parent / "shared" / "data" / "nyc"
 
@@ -37,12 +38,12 @@ def nyc(app):
     _db.session.commit()
     boroughs, districts, tracts = load("borough"), load("community_district"), load("census_tract_2010")
     city = unary_union([shape(f["geometry"]) for f in boroughs["features"]])
-    reports = {"city": regions.import_regions(SYSTEM, {"type": "FeatureCollection", "features": [
+    reports = {"city": import_regions(SYSTEM, {"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": mapping(city), "properties": {"code": "NYC", "name": "纽约市"}}]},
-        regions.ImportOptions("city", "code", "name"))}
-    reports["district"] = regions.import_regions(SYSTEM, boroughs, regions.ImportOptions("district", "borough_code", "name"))
-    reports["street"] = regions.import_regions(SYSTEM, districts, regions.ImportOptions("street", "boro_cd", "name"))
-    reports["community"] = regions.import_regions(SYSTEM, tracts, regions.ImportOptions("community", "geoid", "name"))
+        ImportOptions("city", "code", "name"))}
+    reports["district"] = import_regions(SYSTEM, boroughs, ImportOptions("district", "borough_code", "name"))
+    reports["street"] = import_regions(SYSTEM, districts, ImportOptions("street", "boro_cd", "name"))
+    reports["community"] = import_regions(SYSTEM, tracts, ImportOptions("community", "geoid", "name"))
     return {"reports": reports, "tracts": tracts, "districts": districts}
 
 
@@ -110,7 +111,7 @@ def test_generated_cells_nest_strictly_and_locate_agrees_with_shapely(nyc):
     manhattan_tracts = _db.session.scalars(select(Region).where(
         Region.level == "community", Region.code.like("36061%")).order_by(Region.code).limit(25)).all()
     for tract in manhattan_tracts:
-        regions.generate_grids(SYSTEM, tract.id, regions.GridOptions())
+        generate_grids(SYSTEM, tract.id, GridOptions())
     cells = _db.session.execute(select(Region.code, Region.geom).where(Region.level == "grid").order_by(Region.code)).all()
     assert len(cells) > 25 * 5
     # strict nesting: each tract is exactly the union of its cells
