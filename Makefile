@@ -44,8 +44,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	touch $@
 
+# --ignore-scripts: static assets need no install scripts (swagger-ui-dist's analytics
+# dependency would try to reach the internet).
 server/web/node_modules/.installed: server/web/package.json server/web/package-lock.json
-	cd server/web && npm ci --no-audit --no-fund --loglevel=error
+	cd server/web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The embedded cluster, unless DATABASE_URL points elsewhere.

@@ -1,9 +1,9 @@
 """Functional departments (职能部门)."""
 from marshmallow import Schema, fields, validate
 
-from schemas.common import MAX_ID, Id, PageQueryArgsSchema, page_of
-from schemas.common import QueryId
-from schemas.users import RegionSummarySchema, Trimmed
+from schemas.common import MAX_ID, Id, PageQueryArgsSchema, QueryId, page_of
+from schemas.regions import RegionRefSchema
+from schemas.users import Trimmed
 
 CODE_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
@@ -13,7 +13,7 @@ class DepartmentSchema(Schema):
     code = fields.String(dump_only=True)
     name = fields.String(dump_only=True)
     name_en = fields.String(dump_only=True, allow_none=True)
-    region = fields.Nested(RegionSummarySchema, dump_only=True)
+    region = fields.Nested(RegionRefSchema, dump_only=True)
     retired_at = fields.DateTime(dump_only=True, allow_none=True)
     version = fields.Integer(dump_only=True)
     created_at = fields.DateTime(dump_only=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, pre_dump, validate
 
 from schemas.common import MAX_ID, Id, PageQueryArgsSchema, QueryId, page_of
+from schemas.regions import RegionRefSchema
 from server.domain.people import DUTIES, ROLE_LABELS, ROLES
 
 USERNAME_PATTERN = r"^[\w.@-]+\Z"  # \Z: "$" would also accept a trailing newline
@@ -31,13 +32,6 @@ class RoleLabelSchema(Schema):
         return {"zh": zh, "en": en}
 
 
-class RegionSummarySchema(Schema):
-    id = fields.Integer(dump_only=True)
-    code = fields.String(dump_only=True)
-    name = fields.String(dump_only=True)
-    level = fields.String(dump_only=True)
-
-
 class DepartmentRefSchema(Schema):
     id = fields.Integer(dump_only=True)
     code = fields.String(dump_only=True)
@@ -51,7 +45,7 @@ class UserSchema(Schema):
     display_name = fields.String(dump_only=True)
     role = fields.String(dump_only=True, metadata={"enum": list(ROLES)})
     role_label = fields.Nested(RoleLabelSchema, attribute="role", dump_only=True)
-    region = fields.Nested(RegionSummarySchema, dump_only=True, metadata={"description": "The scope region"})
+    region = fields.Nested(RegionRefSchema, dump_only=True, metadata={"description": "The scope region"})
     department = fields.Nested(DepartmentRefSchema, dump_only=True, allow_none=True)
     is_active = fields.Boolean(dump_only=True)
     version = fields.Integer(dump_only=True)
@@ -98,7 +92,7 @@ class UserQueryArgsSchema(PageQueryArgsSchema):
 class AssignmentSchema(Schema):
     """A grid cell a worker covers, as primary (A岗) or backup (B岗)."""
 
-    region = fields.Nested(RegionSummarySchema, dump_only=True)
+    region = fields.Nested(RegionRefSchema, dump_only=True)
     duty = fields.String(dump_only=True, metadata={"enum": list(DUTIES)})
     created_at = fields.DateTime(dump_only=True)
 

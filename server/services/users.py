@@ -101,7 +101,8 @@ def _check_placement(role: str, region: Region, department_id: int | None, *, ch
 
 
 def _refuse_taken_username(username: str) -> None:
-    taken = db.session.scalar(select(exists().where(func.lower(User.username) == username.lower())))
+    # PostgreSQL's lower(), as in the unique index (Python's differs for a final Σ)
+    taken = db.session.scalar(select(exists().where(func.lower(User.username) == func.lower(username))))
     if taken:
         raise _username_taken()
 
