@@ -21,6 +21,30 @@ ROLE_LABELS = {
 
 DUTIES = ("primary", "backup")  # AB岗: A = primary (主岗), B = backup (备岗)
 
+# What a department does, so a category can name the kind that usually takes it.
+DEPARTMENT_KINDS = (
+    "urban_management", "police", "judicial", "housing", "transport", "environment", "water", "utilities",
+    "market_supervision", "emergency", "fire", "health", "civil_affairs", "human_resources", "education", "other",
+)
+DEPARTMENT_KIND_LABELS = {
+    "urban_management": ("城管", "Urban management"),
+    "police": ("公安派出所", "Police station"),
+    "judicial": ("司法所", "Judicial office"),
+    "housing": ("住建", "Housing and construction"),
+    "transport": ("交通", "Transport"),
+    "environment": ("生态环境", "Ecology and environment"),
+    "water": ("水务", "Water"),
+    "utilities": ("公用事业", "Utilities (power, gas, telecom)"),
+    "market_supervision": ("市场监管", "Market supervision"),
+    "emergency": ("应急管理", "Emergency management"),
+    "fire": ("消防", "Fire and rescue"),
+    "health": ("卫生健康", "Health"),
+    "civil_affairs": ("民政", "Civil affairs"),
+    "human_resources": ("人社", "Human resources and social security"),
+    "education": ("教育", "Education"),
+    "other": ("其他", "Other"),
+}
+
 DEVICE_PLATFORMS = ("android", "ios", "harmonyos", "web")
 DEVICE_TOKEN_KINDS = ("registration_token", "installation_id")
 

@@ -1,6 +1,14 @@
 """Tables only. Models never commit: services do, once per use case."""
 from .auth import AuthSession, LoginAttempt, RefreshToken
+from .incidents import (
+    Category, Extension, IdempotencyKey, Incident, IncidentEvent, IncidentFollower, IncidentPhoto, Mediation,
+    MediationSession, Task,
+)
 from .people import Department, Device, GridAssignment, User
 from .territory import Region
 
-__all__ = ["AuthSession", "Department", "Device", "GridAssignment", "LoginAttempt", "RefreshToken", "Region", "User"]
+__all__ = [
+    "AuthSession", "Category", "Department", "Device", "Extension", "GridAssignment", "IdempotencyKey", "Incident",
+    "IncidentEvent", "IncidentFollower", "IncidentPhoto", "LoginAttempt", "Mediation", "MediationSession",
+    "RefreshToken", "Region", "Task", "User",
+]

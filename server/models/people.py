@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from server.domain.people import DEVICE_PLATFORMS, DEVICE_TOKEN_KINDS, DUTIES, ROLES
+from server.domain.people import DEPARTMENT_KINDS, DEVICE_PLATFORMS, DEVICE_TOKEN_KINDS, DUTIES, ROLES
 from server.extensions import db
 
 from ._base import in_list, utcnow
@@ -22,6 +22,8 @@ class Department(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     name_en: Mapped[str | None] = mapped_column(String(200))
     region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"), index=True)
+    # what it does (police, urban management…): categories name the kind that takes them
+    kind: Mapped[str | None] = mapped_column(String(32))
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -29,6 +31,7 @@ class Department(db.Model):
     region: Mapped[Region] = relationship(lazy="joined", innerjoin=True)
 
     __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (CheckConstraint(in_list("kind", DEPARTMENT_KINDS), name="kind"),)
 
     @property
     def scope_path(self) -> str:

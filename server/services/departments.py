@@ -57,7 +57,8 @@ def create_department(actor: Actor, data: dict) -> Department:
     authorize(actor, DEPARTMENT_MANAGE, region, not_found=invalid_region)
     if db.session.scalar(select(exists().where(Department.code == data["code"]))):
         raise _code_taken()
-    department = Department(code=data["code"], name=data["name"], name_en=data.get("name_en"), region=region)
+    department = Department(code=data["code"], name=data["name"], name_en=data.get("name_en"), kind=data.get("kind"),
+                            region=region)
     db.session.add(department)
     try:
         db.session.commit()
@@ -70,10 +71,10 @@ def create_department(actor: Actor, data: dict) -> Department:
 
 
 def update_department(actor: Actor, department_id: int, data: dict) -> Department:
-    """Rename a department. Errors: department.not_found, auth.forbidden, department.version_conflict."""
+    """Rename a department or change its kind. Errors: department.not_found, auth.forbidden, department.version_conflict."""
     department = db.session.get(Department, department_id)
     authorize(actor, DEPARTMENT_MANAGE, department, not_found=_not_found())
-    commit_edit(department, data, ("name", "name_en"), Conflict(
+    commit_edit(department, data, ("name", "name_en", "kind"), Conflict(
         "department.version_conflict", "The department was changed by someone else; reload it and try again."))
     return department
 

@@ -9,7 +9,7 @@ def test_readyz_reports_the_migrated_database(http):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ready"
-    assert body["revision"] == ["0001"]
+    assert body["revision"] == ["0002"]
 
 
 def test_openapi_spec_and_docs_are_served(http):
