@@ -93,3 +93,14 @@ def build_tree() -> Tree:
     }
     assign(u["grid_worker"], r["G1"], "primary")
     return Tree(regions=r, users=u, department=department)
+
+
+def standard_categories() -> dict:
+    """The standard categories (server/seed/categories.json), seeded; by code ("01", "0101", …)."""
+    from sqlalchemy import select
+
+    from server.models import Category
+    from server.services.categories import seed_categories
+
+    seed_categories()
+    return {c.code: c for c in db.session.scalars(select(Category))}

@@ -23,7 +23,7 @@ def register_blueprints(app: Flask, api: Api) -> None:
 
 
 def _resources():
-    from . import auth, departments, me, regions, users
+    from . import auth, categories, departments, me, regions, users
 
-    return [auth, me, users, departments, regions]
+    return [auth, me, users, departments, regions, categories]
 

@@ -22,10 +22,12 @@ DEPARTMENT_READ = "department.read"
 DEPARTMENT_MANAGE = "department.manage"
 DEVICE_READ = "device.read"
 DEVICE_MANAGE = "device.manage"
+CATEGORY_READ = "category.read"  # the taxonomy has no scope: every signed-in actor reads it
+CATEGORY_MANAGE = "category.manage"  # city-wide taxonomy: administrators only
 
 ACTIONS = (
     REGION_READ, REGION_MANAGE, REGION_ADD_CHILDREN, REGION_IMPORT, USER_READ, USER_MANAGE,
-    DEPARTMENT_READ, DEPARTMENT_MANAGE, DEVICE_READ, DEVICE_MANAGE,
+    DEPARTMENT_READ, DEPARTMENT_MANAGE, DEVICE_READ, DEVICE_MANAGE, CATEGORY_READ, CATEGORY_MANAGE,
 )
 
 
@@ -64,6 +66,8 @@ def can(actor: Actor, action: str, target) -> bool:
         return target.user_id == actor.user_id
     if actor.is_admin:
         return True
+    if action == CATEGORY_READ:
+        return True
     inside = is_within(target.scope_path, actor.scope_path)
     if action == REGION_READ:
         return inside
@@ -79,4 +83,4 @@ def can(actor: Actor, action: str, target) -> bool:
         return inside or (actor.role == "department" and target.id == actor.department_id)
     if action == DEPARTMENT_MANAGE:
         return actor.is_manager and inside
-    return False  # REGION_IMPORT and anything new: administrators only
+    return False  # REGION_IMPORT, CATEGORY_MANAGE and anything new: administrators only

@@ -2,9 +2,10 @@
 
 city 洛杉矶 (Los Angeles) > 12 service regions as districts > 99 neighbourhood councils as
 streets (from ``shared/data/la``); inside three central councils, communities of about
-1 km² and unit grids of about 10,000 m² are generated. Departments and demo users for
-every role come with it. Loading is idempotent and resumable: every step is an upsert or
-skips what exists, so a second run (or a run after an interrupted one) only finishes.
+1 km² and unit grids of about 10,000 m² are generated. Departments (with their kinds),
+demo users for every role and the standard categories (``server/seed/categories.json``)
+come with it. Loading is idempotent and resumable: every step is an upsert or skips what
+exists, so a second run (or a run after an interrupted one) only finishes.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from server.extensions import db
 from server.models import Department, GridAssignment, Region, User
 
 from . import territory_bulk
+from .categories import seed_categories
 from .passwords import hash_password
 
 COUNCILS = PROJECT_ROOT.parent / "shared" / "data" / "la" / "la-neighborhood-councils-2019.geojson"
@@ -55,9 +57,11 @@ def _feature(geom, **props) -> dict:
 
 
 def load_demo(councils_path: Path = COUNCILS, say=print) -> dict:
-    """Load the demo city; returns {"created": bool, "users": [(username, role, password)]}."""
+    """Load the demo city; returns {"created": bool, "users": [(username, role, password)], "categories": report}."""
+    say("Standard categories …")
+    categories = seed_categories()  # idempotent, so also brings an older demo database up to date
     if db.session.scalar(select(User.id).where(User.username == "admin")):
-        return {"created": False, "users": []}
+        return {"created": False, "users": [], "categories": categories}
     if not councils_path.exists():
         raise FileNotFoundError(f"Demo data not found: {councils_path} (the project's shared/data folder)")
     source = json.loads(councils_path.read_text())
@@ -94,7 +98,7 @@ def load_demo(councils_path: Path = COUNCILS, say=print) -> dict:
             territory_bulk.generate_communities(SYSTEM, street.id, target_area_m2=1_000_000)
         territory_bulk.generate_grids(SYSTEM, street.id, territory_bulk.GridOptions())  # skips communities with cells
     users = _people(detailed)
-    return {"created": True, "users": users}
+    return {"created": True, "users": users, "categories": categories}
 
 
 def _people(streets: list[Region]) -> list[tuple[str, str, str]]:
@@ -106,10 +110,11 @@ def _people(streets: list[Region]) -> list[tuple[str, str, str]]:
         Region.parent_id == first.id, Region.retired_at.is_(None)).order_by(Region.code).limit(2)).all()
     departments = []
     for street in streets:
-        for suffix, zh, en in (("PS", "派出所", "Police station"), ("CG", "城管中队", "Urban management squad"),
-                               ("SF", "司法所", "Judicial office")):
+        for suffix, zh, en, kind in (("PS", "派出所", "Police station", "police"),
+                                     ("CG", "城管中队", "Urban management squad", "urban_management"),
+                                     ("SF", "司法所", "Judicial office", "judicial")):
             departments.append(Department(code=f"{street.code}-{suffix}", name=f"{street.name}{zh}",
-                                          name_en=f"{street.name_en} {en}", region_id=street.id))
+                                          name_en=f"{street.name_en} {en}", kind=kind, region_id=street.id))
     db.session.add_all(departments)
     db.session.flush()
     people = [("admin", "admin", city, None), ("city", "city", city, None), ("district", "district", district, None),
