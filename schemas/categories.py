@@ -48,6 +48,7 @@ class CategoryRefSchema(Schema):
     code = fields.String(dump_only=True)
     name = fields.String(dump_only=True)
     name_en = fields.String(dump_only=True)
+    kind = fields.String(dump_only=True)
 
 
 class AttributeValueSchema(Schema):

@@ -76,6 +76,11 @@ def load_config() -> dict:
         # Request bodies: small JSON everywhere, larger uploads only where declared.
         "MAX_CONTENT_LENGTH": _int("FENGQIAO_MAX_BODY_BYTES", 1024 * 1024),
         "IMPORT_MAX_BYTES": _int("FENGQIAO_IMPORT_MAX_BYTES", 64 * 1024 * 1024),
+        # a report with its photos (multipart), and one photo upload
+        "REPORT_MAX_BYTES": _int("FENGQIAO_REPORT_MAX_BYTES", 41 * 1024 * 1024),
+        "PHOTO_REQUEST_MAX_BYTES": _int("FENGQIAO_PHOTO_REQUEST_MAX_BYTES", 11 * 1024 * 1024),
+        # Reports: how far ahead of the server's clock a phone's occurred_at may be
+        "CLOCK_SKEW_SECONDS": _int("FENGQIAO_CLOCK_SKEW_SECONDS", 300),
         # Trust X-Forwarded-For from this many proxies (0 when serving directly).
         "PROXY_COUNT": _int("FENGQIAO_PROXY_COUNT", 0),
         # OpenAPI (flask-smorest); Swagger UI is served from our own static files.
@@ -87,6 +92,21 @@ def load_config() -> dict:
         "OPENAPI_SWAGGER_UI_PATH": "docs",
         "OPENAPI_SWAGGER_UI_URL": "/static/vendor/swagger-ui/",
         "JSON_SORT_KEYS": False,
+        # Photos (incident evidence)
+        "PHOTO_STORE": os.environ.get("FENGQIAO_PHOTO_STORE", "local"),  # "local" or "s3"
+        "PHOTO_DIR": os.environ.get("FENGQIAO_PHOTO_DIR", str(VAR_DIR / "photos")),
+        "PHOTO_MAX_BYTES": _int("FENGQIAO_PHOTO_MAX_BYTES", 10 * 1024 * 1024),
+        "PHOTO_MAX_PIXELS": _int("FENGQIAO_PHOTO_MAX_PIXELS", 50_000_000),
+        "PHOTO_FAR_METERS": _int("FENGQIAO_PHOTO_FAR_METERS", 200),
+        "S3_BUCKET": os.environ.get("FENGQIAO_S3_BUCKET"),
+        "S3_ENDPOINT_URL": os.environ.get("FENGQIAO_S3_ENDPOINT_URL"),  # unset for AWS itself
+        "S3_REGION": os.environ.get("FENGQIAO_S3_REGION"),
+        "S3_ACCESS_KEY_ID": os.environ.get("FENGQIAO_S3_ACCESS_KEY_ID"),
+        "S3_SECRET_ACCESS_KEY": os.environ.get("FENGQIAO_S3_SECRET_ACCESS_KEY"),
+        "S3_PREFIX": os.environ.get("FENGQIAO_S3_PREFIX", ""),
+        # The zone of local clocks: EXIF times without an offset are read in it, and
+        # later the working-time calendars.
+        "TIMEZONE": os.environ.get("FENGQIAO_TIMEZONE", "Asia/Shanghai"),
         # where `flask demo load` writes the demo users' passwords (mode 0600)
         "DEMO_CREDENTIALS_FILE": os.environ.get("FENGQIAO_DEMO_CREDENTIALS", str(VAR_DIR / "demo-credentials.txt")),
     }

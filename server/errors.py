@@ -51,6 +51,10 @@ class Conflict(DomainError):
     status = 409
 
 
+class PreconditionRequired(DomainError):
+    status = 428
+
+
 class PayloadTooLarge(DomainError):
     status = 413
 

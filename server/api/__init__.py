@@ -23,7 +23,7 @@ def register_blueprints(app: Flask, api: Api) -> None:
 
 
 def _resources():
-    from . import auth, categories, departments, me, regions, users
+    from . import auth, categories, departments, incidents, me, regions, sync, users
 
-    return [auth, me, users, departments, regions, categories]
+    return [auth, me, users, departments, regions, categories, incidents, sync]
 

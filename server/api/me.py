@@ -1,9 +1,11 @@
 """The signed-in user: profile, password and phones."""
 
+from schemas.common import PageQueryArgsSchema
 from schemas.devices import DeviceCreateSchema, DeviceSchema, DeviceTokenSchema
+from schemas.incidents import MyTaskPageSchema
 from schemas.users import MeSchema, PasswordChangeSchema
 from server.auth import client_ip, current_session_id, login_required
-from server.services import devices, users
+from server.services import devices, incident_queries, users
 
 from .common import Blueprint, errors
 
@@ -67,3 +69,13 @@ def remove_device_by_token(actor, data):
 def remove_device(actor, device_id):
     """Forget one of your phones"""
     devices.remove_device(actor, device_id)
+
+
+@blp.get("/tasks")
+@login_required
+@blp.arguments(PageQueryArgsSchema, location="query")
+@blp.response(200, MyTaskPageSchema)
+@errors(blp, 401, 422)
+def my_tasks(actor, args):
+    """List my open tasks, most urgent first."""
+    return incident_queries.my_tasks(actor, args["page"], args["page_size"])

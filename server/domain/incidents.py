@@ -140,8 +140,8 @@ TRANSITIONS: dict[str, Transition] = {t.action: t for t in (
     _t("suspend", {SUPERVISOR}, _HANDLING, "suspended", "挂起", "Suspend"),
     _t("resume", {SUPERVISOR}, {"suspended"}, PREVIOUS, "解挂", "Resume"),
     _t("request_extension", {HANDLER}, WITH_HANDLER, SAME, "申请延期", "Request extension"),
-    _t("approve_extension", {SUPERVISOR}, OPEN_STATES, SAME, "批准延期", "Approve extension"),
-    _t("refuse_extension", {SUPERVISOR}, OPEN_STATES, SAME, "驳回延期", "Refuse extension"),
+    _t("approve_extension", {SUPERVISOR}, WITH_HANDLER | {"suspended"}, SAME, "批准延期", "Approve extension"),
+    _t("refuse_extension", {SUPERVISOR}, WITH_HANDLER | {"suspended"}, SAME, "驳回延期", "Refuse extension"),
     _t("mediate", {SUPERVISOR, HANDLER}, OPEN_STATES, SAME, "调解记录", "Record mediation"),
     _t("callback", {SUPERVISOR}, {"closed"}, SAME, "回访", "Satisfaction call-back"),
     _t("reopen", {SUPERVISOR}, {"closed"}, "rework", "回访不满意重办", "Reopen after dissatisfied call-back"),
@@ -151,7 +151,21 @@ TRANSITIONS: dict[str, Transition] = {t.action: t for t in (
 # The creation of an incident is an event too, though not a transition.
 REPORT_LABEL = ("上报", "Report")
 ACTIONS = tuple(TRANSITIONS)
-ACTION_LABELS = {"report": REPORT_LABEL, **{a: t.label for a, t in TRANSITIONS.items()}}
+# Events on an original when a duplicate is merged into it (its status does not change).
+MERGED_IN_LABEL = ("合并重复上报", "Duplicate merged in")
+ACTION_LABELS = {"report": REPORT_LABEL, "merged_in": MERGED_IN_LABEL,
+                 **{a: t.label for a, t in TRANSITIONS.items()}}
+# Actions taken through their own endpoints rather than /actions/{action}.
+OWN_ENDPOINT_ACTIONS = frozenset({"mediate"})
+
+
+def may_report(actor, cell_path: str) -> bool:
+    """May ``actor`` report an incident in the cell with ``cell_path``? Grid workers and
+    managers inside their scope, administrators anywhere; department handlers take cases,
+    they do not report them."""
+    if actor.role == "department":
+        return False
+    return actor.is_admin or is_within(cell_path, actor.scope_path)
 
 
 class TransitionRefused(Exception):

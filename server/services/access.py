@@ -6,11 +6,12 @@ same rule for list queries, maps, tiles and exports.
 """
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, or_, true
+from sqlalchemy import ColumnElement, exists, false, or_, true
 
+from server.domain.incidents import READER, IncidentTarget, may, relations
 from server.domain.permissions import Actor, can, read_action
 from server.errors import Forbidden, NotFound
-from server.models import Department, Region, User
+from server.models import Department, Incident, Region, Task, User
 
 
 class _Territory:
@@ -28,6 +29,15 @@ def authorize(actor: Actor, action: str, target, *, not_found: NotFound) -> None
         raise not_found
     if not can(actor, action, target):
         raise Forbidden("auth.forbidden", "You are not allowed to do this here.")
+
+
+def authorize_incident(actor: Actor, action: str, target: IncidentTarget, *, not_found: NotFound) -> None:
+    """The incident form of ``authorize``: 404 unless the actor is a reader of the
+    incident, 403 unless the transitions table lets its relation take ``action``."""
+    if READER not in relations(actor, target):
+        raise not_found
+    if not may(actor, action, target):
+        raise Forbidden("auth.forbidden", "You are not allowed to do this to this incident.")
 
 
 def require(actor: Actor, action: str, target) -> None:
@@ -64,3 +74,14 @@ def visible_departments(actor: Actor) -> ColumnElement[bool]:
     if actor.department_id is not None:
         visible = or_(visible, Department.id == actor.department_id)
     return visible
+
+
+def visible_incidents(actor: Actor) -> ColumnElement[bool]:
+    """SQL form of the incident ``reader`` relation (domain.incidents.relations): the
+    incidents of the actor's subtree; for a department handler, those ever dispatched
+    to their department."""
+    if actor.role == "department":
+        if actor.department_id is None:
+            return false()
+        return exists().where(Task.incident_id == Incident.id, Task.department_id == actor.department_id)
+    return within_scope(actor, Incident.region_path)

@@ -72,7 +72,7 @@ def test_the_seeded_list_puts_each_group_before_its_leaves(http, client_for):
     group, leaf = body["items"][0], body["items"][1]
     assert group["is_leaf"] is False and group["parent"] is None
     assert leaf["parent"] == {"id": group["id"], "code": group["code"], "name": group["name"],
-                              "name_en": group["name_en"]}
+                              "name_en": group["name_en"], "kind": group["kind"]}
 
 
 def test_a_category_comes_with_labels_attributes_and_its_effective_policy(http, client_for):

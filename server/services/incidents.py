@@ -1,0 +1,688 @@
+"""Incident use cases: report (上报), read, and every action of the closed loop.
+
+One function per use case, one commit each. What is allowed and what follows is asked of
+``domain.incidents`` (the transitions table); this module loads, applies and records:
+every action appends one timeline event in the same transaction as the change.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, literal, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from geo import crs as geo_crs
+from geo.geometry import GeometryError, parse_point, to_db
+from server.domain import incidents as rules
+from server.domain.categories import clean_attribute_values, effective_policy, stage_minutes
+from server.domain.permissions import Actor
+from server.domain.territory import is_within
+from server.errors import BadRequest, Conflict, Forbidden, InvalidInput, NotFound, PreconditionRequired
+from server.extensions import db
+from server.models import (
+    Category, Department, Extension, GridAssignment, IdempotencyKey, Incident, IncidentEvent, IncidentFollower,
+    IncidentPhoto, Mediation, MediationSession, Region, Task, User,
+)
+from server.models._base import utcnow
+
+from . import photos
+from .access import authorize_incident, scope_path
+
+# Offline phones may send reports days late; older than this is refused.
+MAX_REPORT_AGE = timedelta(days=90)
+
+
+def incident_not_found() -> NotFound:
+    return NotFound("incident.not_found", "No such incident.")
+
+
+def _version_conflict() -> Conflict:
+    return Conflict("incident.version_conflict",
+                    "The incident was changed by someone else; reload it and try again.")
+
+
+# ---------------------------------------------------------------- reading
+
+@dataclass
+class IncidentView:
+    """An incident with everything its detail page shows, as seen by one actor."""
+
+    incident: Incident
+    chain: list = field(default_factory=list)
+    timeline: list = field(default_factory=list)
+    tasks: list = field(default_factory=list)
+    photos: list = field(default_factory=list)
+    extensions: list = field(default_factory=list)
+    mediation: Mediation | None = None
+    followers_count: int = 0
+    actions: list = field(default_factory=list)
+    show_contact: bool = False
+    sees_originals: bool = False
+
+    def __getattr__(self, name):
+        return getattr(self.incident, name)
+
+
+def incident_target(incident: Incident) -> rules.IncidentTarget:
+    """What the rules need to know about ``incident``: its place, state and people."""
+    active = _active_task(incident.id)
+    cell_workers = db.session.scalars(select(GridAssignment.user_id).where(GridAssignment.region_id == incident.region_id))
+    departments = db.session.scalars(
+        select(Task.department_id).where(Task.incident_id == incident.id, Task.department_id.is_not(None)).distinct())
+    return rules.IncidentTarget(
+        scope_path=incident.region_path, level=incident.level, status=incident.status,
+        reporter_id=incident.reporter_id, cell_worker_ids=frozenset(cell_workers),
+        handler_user_id=active.assignee_id if active else None,
+        handler_department_id=active.department_id if active else None,
+        department_ids=frozenset(departments),
+    )
+
+
+def _active_task(incident_id: int) -> Task | None:
+    return db.session.scalars(select(Task).where(
+        Task.incident_id == incident_id, Task.status.in_(rules.ACTIVE_TASK_STATES))).one_or_none()
+
+
+def _view(actor: Actor, incident: Incident, target: rules.IncidentTarget | None = None) -> IncidentView:
+    target = target or incident_target(incident)
+    mine = rules.relations(actor, target)
+    ids = [int(part) for part in incident.region_path.strip("/").split("/")]
+    chain = db.session.scalars(select(Region).where(Region.id.in_(ids)).order_by(func.length(Region.path))).all()
+    return IncidentView(
+        incident=incident,
+        chain=list(chain),
+        timeline=list(db.session.scalars(
+            select(IncidentEvent).where(IncidentEvent.incident_id == incident.id).order_by(IncidentEvent.id))),
+        tasks=list(db.session.scalars(select(Task).where(Task.incident_id == incident.id).order_by(Task.id))),
+        photos=list(db.session.scalars(
+            select(IncidentPhoto).where(IncidentPhoto.incident_id == incident.id).order_by(IncidentPhoto.id))),
+        extensions=list(db.session.scalars(
+            select(Extension).where(Extension.incident_id == incident.id).order_by(Extension.id))),
+        mediation=db.session.get(Mediation, incident.id),
+        followers_count=db.session.scalar(
+            select(func.count()).where(IncidentFollower.incident_id == incident.id)),
+        actions=_offered(actor, incident, target),
+        show_contact=rules.SUPERVISOR in mine,
+        sees_originals=actor.role != "department",
+    )
+
+
+def _offered(actor: Actor, incident: Incident, target: rules.IncidentTarget) -> list[str]:
+    """The actions to offer as buttons: the table's, less those with nothing to act on."""
+    offered = []
+    pending = db.session.scalar(select(Extension.id).where(
+        Extension.incident_id == incident.id, Extension.status == "pending")) is not None
+    for action in rules.available_actions(actor, target):
+        if action in ("approve_extension", "refuse_extension") and not pending:
+            continue
+        if action == "request_extension" and pending:
+            continue
+        if action == "mediate" and incident.category.kind != "dispute":
+            continue
+        offered.append(action)
+    return offered
+
+
+def get_incident(actor: Actor, incident_id: int) -> IncidentView:
+    """One incident the actor may see, with its timeline, tasks and photos.
+    Errors: incident.not_found."""
+    incident = db.session.get(Incident, incident_id)
+    if incident is None:
+        raise incident_not_found()
+    target = incident_target(incident)
+    if rules.READER not in rules.relations(actor, target):
+        raise incident_not_found()
+    return _view(actor, incident, target)
+
+
+# ---------------------------------------------------------------- reporting
+
+_CELL_SQL = text("""
+    SELECT id, path FROM regions
+    WHERE level = 'grid' AND retired_at IS NULL
+      AND ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+      AND path LIKE :scope || '%'
+    ORDER BY code  -- a point on a shared border belongs to the cell with the smallest code
+    LIMIT 1
+""")
+
+
+def _idempotency_keys(data: dict, header_key: str | None) -> list[str]:
+    keys = []
+    if header_key is not None:
+        if not (1 <= len(header_key) <= 255) or not header_key.isascii() or not header_key.isprintable():
+            raise BadRequest("idempotency.invalid_key", "Idempotency-Key must be 1-255 printable ASCII characters.")
+        keys.append("key:" + header_key)
+    if data.get("client_uuid") is not None:
+        keys.append("uuid:" + str(data["client_uuid"]))
+    return keys
+
+
+def _request_hash(data: dict, files: list[tuple[str, bytes]]) -> str:
+    canonical = json.dumps({
+        "report": data,
+        "photos": sorted((kind, hashlib.sha256(content).hexdigest()) for kind, content in files),
+    }, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(actor: Actor, keys: list[str], request_hash: str, client_uuid) -> dict | None:
+    """The first answer stored under one of ``keys``; None when this report is new.
+    Raises idempotency.key_reused when a key (or the client UUID) belongs to another report."""
+    if not keys:
+        return None
+    rows = db.session.scalars(select(IdempotencyKey).where(
+        IdempotencyKey.user_id == actor.user_id, IdempotencyKey.key.in_(keys))).all()
+    if rows:
+        if any(row.request_hash != request_hash for row in rows):
+            raise _key_reused()
+        return rows[0].response
+    if client_uuid is not None and db.session.scalar(
+            select(Incident.id).where(Incident.client_uuid == client_uuid)) is not None:
+        raise _key_reused()  # someone else's report (or one made before keys were kept)
+    return None
+
+
+def _key_reused() -> InvalidInput:
+    return InvalidInput("idempotency.key_reused",
+                        "This idempotency key or client_uuid was already used for a different report.")
+
+
+def _live_leaf(code: str) -> Category:
+    category = db.session.scalars(select(Category).where(Category.code == code)).one_or_none()
+    if category is None or category.is_retired or not category.is_leaf:
+        raise InvalidInput("incident.invalid_category", "Choose a live category (a leaf, not a group).",
+                           errors={"category": ["Unknown, retired or a group."]})
+    return category
+
+
+def _locate_cell(actor: Actor, location: dict, crs: str) -> tuple[int, str, float, float]:
+    lon, lat = location["coordinates"]
+    try:
+        parse_point(lon, lat)
+    except GeometryError as exc:
+        raise InvalidInput(exc.code, exc.message, errors={"location": [exc.message]}) from None
+    if crs != "wgs84":
+        lon, lat = geo_crs.to_wgs84(lon, lat, crs)
+    row = db.session.execute(_CELL_SQL, {"lon": lon, "lat": lat, "scope": scope_path(actor)}).one_or_none()
+    if row is None:
+        raise InvalidInput("incident.outside_grid", "The location is not inside any grid cell of your area.",
+                           errors={"location": ["Outside every grid cell you cover."]})
+    return row.id, row.path, lon, lat
+
+
+def _due_at(category: Category, level: str, start: datetime) -> datetime:
+    _, resolve_minutes = stage_minutes(effective_policy(category.policy), level)
+    return start + timedelta(minutes=resolve_minutes)
+
+
+def report_incident(actor: Actor, data: dict, files: list[tuple[str, bytes]], header_key: str | None,
+                    *, render) -> tuple[dict, bool]:
+    """Report an incident (上报) and, with ``resolve_on_spot``, resolve it at once (即报即处).
+
+    ``files`` are (kind, bytes) photos sent with the report. Returns the answer (made by
+    ``render(view)``) and whether it is a replay of an earlier identical report. Errors:
+    idempotency.invalid_key (400), auth.forbidden, incident.invalid_category,
+    incident.invalid_attributes, incident.outside_grid, incident.occurred_in_future,
+    incident.occurred_too_long_ago, incident.after_photo_required, idempotency.key_reused
+    (422), photo.* (413/415/422).
+    """
+    keys = _idempotency_keys(data, header_key)
+    request_hash = _request_hash(data, files)
+    replay = _replay(actor, keys, request_hash, data.get("client_uuid"))
+    if replay is not None:
+        return replay, True
+
+    now = utcnow()
+    if actor.role == "department":
+        raise Forbidden("auth.forbidden", "Department handlers take cases; grid workers and supervisors report them.")
+    category = _live_leaf(data["category"])
+    attributes, attribute_errors = clean_attribute_values(category.attributes, data["attributes"])
+    if attribute_errors:
+        raise InvalidInput("incident.invalid_attributes", "Some attributes do not fit the category.",
+                           errors={"attributes": attribute_errors})
+    occurred_at = data["occurred_at"] or now
+    if occurred_at > now + timedelta(seconds=current_app.config["CLOCK_SKEW_SECONDS"]):
+        raise InvalidInput("incident.occurred_in_future", "occurred_at is in the future; check the phone's clock.",
+                           errors={"occurred_at": ["In the future."]})
+    if occurred_at < now - MAX_REPORT_AGE:
+        raise InvalidInput("incident.occurred_too_long_ago", "occurred_at is more than 90 days ago.",
+                           errors={"occurred_at": ["More than 90 days ago."]})
+    cell_id, cell_path, lon, lat = _locate_cell(actor, data["location"], data["crs"])
+    if not rules.may_report(actor, cell_path):
+        raise Forbidden("auth.forbidden", "You may not report incidents here.")
+    if data["resolve_on_spot"]:
+        if not any(kind == "after" for kind, _ in files):
+            raise InvalidInput("incident.after_photo_required",
+                               "Resolving on the spot needs an 'after' photo.", errors={"after": ["Required."]})
+        if db.session.get(GridAssignment, (actor.user_id, cell_id)) is None:
+            raise Forbidden("auth.forbidden", "Only a worker of this grid cell may resolve on the spot.")
+
+    contact = data.get("contact") or {}
+    incident = Incident(
+        client_uuid=data.get("client_uuid") or uuid.uuid4(), category_id=category.id, status="reported",
+        level=category.start_level, region_id=cell_id, region_path=cell_path, geom=to_db(parse_point(lon, lat)),
+        address=data.get("address"), description=data["description"],
+        priority=data["priority"] or category.default_priority, source=data["source"], attributes=attributes,
+        reporter_id=actor.user_id or None, contact_name=contact.get("name"), contact_phone=contact.get("phone"),
+        occurred_at=occurred_at, reported_at=now, due_at=_due_at(category, category.start_level, now),
+    )
+    try:
+        db.session.add(incident)
+        db.session.flush()
+        _event(incident, actor, "report", None, note=None, at=now)
+        if actor.user_id:
+            db.session.add(IncidentFollower(incident_id=incident.id, user_id=actor.user_id))
+        photos.attach_photos(actor, incident, files)
+        if data["resolve_on_spot"]:
+            _resolve(incident, on_spot=True, now=now)
+            _event(incident, actor, "resolve_on_spot", "reported", note=data.get("resolution_note"), at=now)
+        db.session.flush()
+        db.session.refresh(incident)
+        body = render(_view(actor, incident))
+        for key in keys:
+            db.session.add(IdempotencyKey(user_id=actor.user_id, key=key, request_hash=request_hash,
+                                          incident_id=incident.id, response=body))
+        db.session.commit()
+    except IntegrityError:
+        # A concurrent duplicate won the race on client_uuid or a key: answer as it did.
+        db.session.rollback()
+        replay = _replay(actor, keys, request_hash, data.get("client_uuid"))
+        if replay is None:
+            raise
+        return replay, True
+    except Exception:
+        db.session.rollback()
+        raise
+    return body, False
+
+
+# ---------------------------------------------------------------- the closed loop
+
+def _event(incident: Incident, actor: Actor, action: str, from_status: str | None, *, note: str | None,
+           at: datetime, from_level: str | None = None, data: dict | None = None) -> None:
+    db.session.add(IncidentEvent(
+        incident_id=incident.id, at=at, actor_id=actor.user_id or None, action=action, from_status=from_status,
+        to_status=incident.status, from_level=from_level or (incident.level if from_status else None),
+        to_level=incident.level, note=note, data=data or {},
+    ))
+
+
+def _resolve(incident: Incident, *, on_spot: bool, now: datetime) -> None:
+    incident.status = "resolved"
+    incident.resolved_at = now
+    incident.resolved_level = "grid" if on_spot else incident.level
+    incident.resolved_on_spot = on_spot
+
+
+@dataclass
+class _Step:
+    """One action being applied: the handlers below read and change it."""
+
+    actor: Actor
+    incident: Incident
+    target: rules.IncidentTarget
+    data: dict
+    now: datetime
+    extra: dict = field(default_factory=dict)  # goes into the event's data
+
+
+def _need(step: _Step, name: str, message: str, code: str = "incident.missing_field"):
+    value = step.data.get(name)
+    if value is None:
+        raise InvalidInput(code, message, errors={name: ["Required for this action."]})
+    return value
+
+
+def _need_reason(step: _Step) -> str:
+    return _need(step, "note", "Give a reason (note) for this action.", "incident.reason_required")
+
+
+def _cancel_active_task(step: _Step, status: str = "cancelled") -> Task | None:
+    task = _active_task(step.incident.id)
+    if task is not None:
+        task.status = status
+        task.finished_at = step.now
+        db.session.flush()  # before a new active task is inserted (one active per incident)
+    return task
+
+
+def _last_handler_task(incident_id: int) -> Task | None:
+    return db.session.scalars(select(Task).where(Task.incident_id == incident_id, Task.status == "done")
+                              .order_by(Task.id.desc()).limit(1)).one_or_none()
+
+
+def _back_to_handler(step: _Step) -> None:
+    """Rework or reopen: the handler who resolved it gets it back, already acknowledged."""
+    done = _last_handler_task(step.incident.id)
+    if done is None:  # resolved on the spot or never dispatched: a supervisor dispatches anew
+        step.incident.status = "accepted"
+        return
+    task = Task(incident_id=step.incident.id, assignee_id=done.assignee_id, department_id=done.department_id,
+                status="acknowledged", level=step.incident.level, instructions=step.data.get("note"),
+                created_by=step.actor.user_id or None, created_at=step.now, ack_deadline=step.now,
+                acknowledged_at=step.now, acknowledged_by=done.acknowledged_by)
+    db.session.add(task)
+    db.session.flush()
+    step.extra["task_id"] = task.id
+
+
+def _has_after_photo(incident_id: int) -> bool:
+    return db.session.scalar(select(func.count()).where(
+        IncidentPhoto.incident_id == incident_id, IncidentPhoto.kind == "after")) > 0
+
+
+def _accept(step: _Step) -> None:
+    step.incident.accepted_at = step.now
+
+
+def _reject(step: _Step) -> None:
+    _need_reason(step)
+
+
+def _merge(step: _Step) -> None:
+    original_id = _need(step, "original_id", "Name the original incident (original_id).")
+    invalid = InvalidInput("incident.invalid_original", "The original must be another open incident you can see.",
+                           errors={"original_id": ["Not another open incident you can see."]})
+    original = db.session.get(Incident, original_id)
+    if original is None or original.id == step.incident.id or not rules.is_open(original.status):
+        raise invalid
+    if rules.READER not in rules.relations(step.actor, incident_target(original)):
+        raise invalid
+    incident = step.incident
+    incident.merged_into_id = original.id
+    _cancel_active_task(step)
+    # whoever followed the duplicate now follows the original
+    db.session.execute(pg_insert(IncidentFollower).from_select(
+        ["incident_id", "user_id"],
+        select(literal(original.id), IncidentFollower.user_id).where(IncidentFollower.incident_id == incident.id),
+    ).on_conflict_do_nothing())
+    original.updated_at = step.now  # a new version: phones and stale writers notice
+    _event(original, step.actor, "merged_in", original.status, note=step.data.get("note"), at=step.now,
+           data={"duplicate_id": incident.id})
+    step.extra["original_id"] = original.id
+
+
+def _dispatch(step: _Step) -> None:
+    incident, data = step.incident, step.data
+    if (data.get("assignee_id") is None) == (data.get("department_id") is None):
+        raise InvalidInput("incident.assignee_required", "Dispatch to one grid worker or one department.",
+                           errors={"assignee_id": ["Give exactly one of assignee_id and department_id."]})
+    invalid = InvalidInput("incident.invalid_assignee",
+                           "The assignee must be an active grid worker covering the incident, or a live "
+                           "department whose area contains it.")
+    if data.get("assignee_id") is not None:
+        worker = db.session.get(User, data["assignee_id"])
+        # a worker's scope must hold the cell: that is what lets them see the case
+        if (worker is None or not worker.is_active or worker.role != "grid_worker"
+                or not is_within(incident.region_path, worker.region.path)):
+            raise invalid
+        step.extra["assignee_id"] = worker.id
+    else:
+        department = db.session.get(Department, data["department_id"])
+        if department is None or department.retired_at is not None or not is_within(
+                incident.region_path, department.region.path):
+            raise invalid
+        step.extra["department_id"] = department.id
+    previous = _cancel_active_task(step)
+    ack_minutes = data.get("ack_minutes") or stage_minutes(effective_policy(incident.category.policy),
+                                                           incident.level)[0]
+    task = Task(incident_id=incident.id, assignee_id=data.get("assignee_id"),
+                department_id=data.get("department_id"), status="open", level=incident.level,
+                instructions=data.get("note"), created_by=step.actor.user_id or None, created_at=step.now,
+                ack_deadline=step.now + timedelta(minutes=ack_minutes))
+    db.session.add(task)
+    db.session.flush()
+    incident.dispatched_at = step.now
+    step.extra["task_id"] = task.id
+    if previous is not None:
+        step.extra["replaces_task_id"] = previous.id
+
+
+def _decline(step: _Step) -> None:
+    _need_reason(step)
+    _cancel_active_task(step, status="declined")
+
+
+def _acknowledge(step: _Step) -> None:
+    task = _active_task(step.incident.id)
+    task.status = "acknowledged"
+    task.acknowledged_at = step.now
+    task.acknowledged_by = step.actor.user_id
+    step.extra["task_id"] = task.id
+
+
+def _start(step: _Step) -> None:
+    pass
+
+
+def _resolve_action(step: _Step) -> None:
+    if step.incident.category.requires_after_photo and not _has_after_photo(step.incident.id):
+        raise InvalidInput("incident.after_photo_required",
+                           "This category needs an 'after' photo before it is reported resolved.")
+    task = _cancel_active_task(step, status="done")
+    if task is not None:
+        step.extra["task_id"] = task.id
+    _resolve(step.incident, on_spot=False, now=step.now)
+
+
+def _resolve_on_spot(step: _Step) -> None:
+    if not _has_after_photo(step.incident.id):
+        raise InvalidInput("incident.after_photo_required", "Resolving on the spot needs an 'after' photo.")
+    _resolve(step.incident, on_spot=True, now=step.now)
+
+
+def _verify(step: _Step) -> None:
+    step.incident.closed_at = step.now
+
+
+def _rework(step: _Step) -> None:
+    _need_reason(step)
+    step.incident.rework_count += 1
+    step.incident.resolved_at = None
+    _back_to_handler(step)
+
+
+def _suspend(step: _Step) -> None:
+    _need_reason(step)
+    step.incident.suspended_from = step.target.status
+    step.incident.suspended_at = step.now
+
+
+def _resume(step: _Step) -> None:
+    incident = step.incident
+    paused = step.now - incident.suspended_at
+    if incident.due_at is not None:
+        incident.due_at += paused  # 挂起 stops the clock
+    step.extra["paused_seconds"] = int(paused.total_seconds())
+    incident.suspended_from = None
+    incident.suspended_at = None
+
+
+def _request_extension(step: _Step) -> None:
+    reason = _need_reason(step)
+    until = _need(step, "until", "Say until when (until).")
+    floor = max(step.now, step.incident.due_at or step.now)
+    if until <= floor:
+        raise InvalidInput("incident.invalid_extension", "The new deadline must be later than the current one.",
+                           errors={"until": ["Not later than the current deadline."]})
+    if db.session.scalar(select(Extension.id).where(Extension.incident_id == step.incident.id,
+                                                    Extension.status == "pending")) is not None:
+        raise Conflict("incident.extension_pending", "An extension request is already waiting for a decision.")
+    extension = Extension(incident_id=step.incident.id, requested_by=step.actor.user_id, requested_at=step.now,
+                          until=until, reason=reason)
+    db.session.add(extension)
+    db.session.flush()
+    step.extra.update(extension_id=extension.id, until=until.isoformat())
+
+
+def _pending_extension(step: _Step) -> Extension:
+    extension = db.session.scalars(select(Extension).where(Extension.incident_id == step.incident.id,
+                                                           Extension.status == "pending")).one_or_none()
+    if extension is None:
+        raise Conflict("incident.no_pending_extension", "There is no extension request to decide.")
+    extension.decided_by = step.actor.user_id or None
+    extension.decided_at = step.now
+    extension.decision_note = step.data.get("note")
+    step.extra["extension_id"] = extension.id
+    return extension
+
+
+def _approve_extension(step: _Step) -> None:
+    extension = _pending_extension(step)
+    extension.status = "approved"
+    step.incident.due_at = extension.until
+    step.incident.extension_count += 1
+    step.extra["until"] = extension.until.isoformat()
+
+
+def _refuse_extension(step: _Step) -> None:
+    _pending_extension(step).status = "refused"
+
+
+def _callback(step: _Step) -> None:
+    step.incident.satisfaction = _need(step, "satisfaction", "Give the satisfaction score (1-5).")
+    step.extra["satisfaction"] = step.incident.satisfaction
+
+
+def _reopen(step: _Step) -> None:
+    step.incident.reopen_count += 1
+    step.incident.closed_at = None
+    step.incident.resolved_at = None
+    _back_to_handler(step)
+
+
+def _comment(step: _Step) -> None:
+    _need(step, "note", "Write the comment (note).")
+
+
+_APPLY = {
+    "accept": _accept, "reject": _reject, "merge": _merge, "dispatch": _dispatch, "decline": _decline,
+    "acknowledge": _acknowledge, "start": _start, "resolve": _resolve_action, "resolve_on_spot": _resolve_on_spot,
+    "verify": _verify, "rework": _rework, "suspend": _suspend, "resume": _resume,
+    "request_extension": _request_extension, "approve_extension": _approve_extension,
+    "refuse_extension": _refuse_extension, "callback": _callback, "reopen": _reopen, "comment": _comment,
+}
+assert set(_APPLY) == set(rules.ACTIONS) - rules.OWN_ENDPOINT_ACTIONS, "every action needs a handler"
+
+
+def _load_for(actor: Actor, incident_id: int, action: str, version: int | None,
+              *, version_optional: bool = False) -> tuple[Incident, rules.IncidentTarget]:
+    incident = db.session.get(Incident, incident_id)
+    if incident is None:
+        raise incident_not_found()
+    target = incident_target(incident)
+    authorize_incident(actor, action, target, not_found=incident_not_found())
+    if version is None and not version_optional:
+        raise PreconditionRequired("incident.version_required",
+                                   "Send the version you read (in the body or as If-Match).")
+    if version is not None and version != incident.version:
+        raise _version_conflict()
+    return incident, target
+
+
+def _take(actor: Actor, incident: Incident, target: rules.IncidentTarget, action: str, data: dict,
+          apply) -> None:
+    """Apply one action: check the state, run ``apply``, append the event, commit once."""
+    try:
+        new_status = rules.transition(incident.status, action, previous=incident.suspended_from)
+    except rules.TransitionRefused as exc:
+        raise Conflict(exc.code, exc.message) from None
+    step = _Step(actor=actor, incident=incident, target=target, data=data, now=utcnow())
+    from_status, from_level = incident.status, incident.level
+    try:
+        incident.status = new_status
+        apply(step)
+        incident.updated_at = step.now
+        _event(incident, actor, action, from_status, note=data.get("note"), at=step.now, from_level=from_level,
+               data=step.extra)
+        if action == "callback" and step.incident.satisfaction <= rules.DISSATISFIED_AT_MOST:
+            step.extra = {}
+            incident.status = rules.transition("closed", "reopen")
+            _reopen(step)
+            _event(incident, actor, "reopen", "closed", note="回访不满意 / dissatisfied call-back", at=step.now,
+                   data=step.extra)
+        db.session.commit()
+    except (StaleDataError, IntegrityError):
+        db.session.rollback()
+        raise _version_conflict() from None
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def act(actor: Actor, incident_id: int, action: str, data: dict, *, if_match: int | None = None) -> IncidentView:
+    """Take ``action`` on an incident (立案, 派遣, 签收, 处置反馈, 核查结案, 返工, 挂起, 延期, 回访…).
+
+    ``data`` holds the version read (or ``if_match``) and what the action needs (see
+    docs/INCIDENTS.md). Errors: incident.unknown_action, incident.not_found (404);
+    auth.forbidden (403); incident.invalid_transition, incident.version_conflict,
+    incident.extension_pending, incident.no_pending_extension (409);
+    incident.version_required (428); incident.reason_required, incident.missing_field,
+    incident.invalid_assignee, incident.assignee_required, incident.invalid_original,
+    incident.invalid_extension, incident.after_photo_required (422).
+    """
+    apply = _APPLY.get(action)
+    if apply is None:
+        raise NotFound("incident.unknown_action", f"There is no action {action[:40]!r}.")
+    version = data.get("version") if data.get("version") is not None else if_match
+    incident, target = _load_for(actor, incident_id, action, version, version_optional=action == "comment")
+    _take(actor, incident, target, action, data, apply)
+    return _view(actor, incident)
+
+
+# ---------------------------------------------------------------- mediation (矛盾纠纷)
+
+def _dispute(actor: Actor, incident_id: int, version: int | None) -> tuple[Incident, rules.IncidentTarget]:
+    incident, target = _load_for(actor, incident_id, "mediate", version)
+    if incident.category.kind != "dispute":
+        raise Conflict("incident.not_a_dispute", "Only disputes (矛盾纠纷) carry mediation records.")
+    return incident, target
+
+
+def record_mediation(actor: Actor, incident_id: int, data: dict, *, if_match: int | None = None) -> IncidentView:
+    """Record or update a dispute's mediation: mode, parties, agreement reached.
+    Errors as ``act``, and incident.not_a_dispute (409)."""
+    version = data.pop("version", None) or if_match
+    incident, target = _dispute(actor, incident_id, version)
+
+    def apply(step: _Step) -> None:
+        mediation = db.session.get(Mediation, incident.id)
+        if mediation is None:
+            mediation = Mediation(incident_id=incident.id)
+            db.session.add(mediation)
+        for name in ("mode", "parties_count", "agreement_reached", "summary"):
+            setattr(mediation, name, data[name] if name in data else getattr(mediation, name))
+        step.extra.update({k: data.get(k) for k in ("mode", "parties_count", "agreement_reached")})
+
+    _take(actor, incident, target, "mediate", {"note": data.get("summary")}, apply)
+    return _view(actor, incident)
+
+
+def add_mediation_session(actor: Actor, incident_id: int, data: dict,
+                          *, if_match: int | None = None) -> IncidentView:
+    """Add a mediation session (date, outcome, note) to a dispute.
+    Errors as ``record_mediation``, and incident.no_mediation (409)."""
+    version = data.pop("version", None) or if_match
+    incident, target = _dispute(actor, incident_id, version)
+    if db.session.get(Mediation, incident.id) is None:
+        raise Conflict("incident.no_mediation", "Record the mediation (mode, parties) before its sessions.")
+
+    def apply(step: _Step) -> None:
+        session = MediationSession(incident_id=incident.id, held_on=data["held_on"], outcome=data["outcome"],
+                                   note=data.get("note"), recorded_by=actor.user_id or None)
+        db.session.add(session)
+        db.session.flush()
+        step.extra.update(session_id=session.id, held_on=data["held_on"].isoformat(), outcome=data["outcome"])
+
+    _take(actor, incident, target, "mediate", {"note": data.get("note")}, apply)
+    db.session.expire(db.session.get(Mediation, incident.id))
+    return _view(actor, incident)
+
