@@ -28,9 +28,10 @@ def test_database_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def app():
+def app(tmp_path_factory):
     app = create_app({
         "TESTING": True,
+        "PHOTO_DIR": str(tmp_path_factory.mktemp("photos")),
         "SQLALCHEMY_DATABASE_URI": test_database_url().replace("postgresql://", "postgresql+psycopg://", 1),
         "PASSWORD_PROFILE": "CHEAPEST",
     })

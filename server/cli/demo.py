@@ -29,5 +29,6 @@ def load_command():
     fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(lines) + "\n")
+    click.echo(f"{result['incidents']} demo incidents reported and taken through the closed loop.")
     click.echo(f"Demo users (user name, role, password) — also saved to {credentials}:")
     click.echo("\n".join("  " + line for line in lines))

@@ -16,13 +16,13 @@ from pathlib import Path
 
 from shapely import unary_union
 from shapely.geometry import mapping, shape
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from geo.geometry import as_multipolygon
 from server.config import PROJECT_ROOT
-from server.domain.permissions import SYSTEM
+from server.domain.permissions import SYSTEM, Actor
 from server.extensions import db
-from server.models import Department, GridAssignment, Region, User
+from server.models import Department, GridAssignment, Incident, Region, User
 
 from . import territory_bulk
 from .categories import seed_categories
@@ -98,7 +98,9 @@ def load_demo(councils_path: Path = COUNCILS, say=print) -> dict:
             territory_bulk.generate_communities(SYSTEM, street.id, target_area_m2=1_000_000)
         territory_bulk.generate_grids(SYSTEM, street.id, territory_bulk.GridOptions())  # skips communities with cells
     users = _people(detailed)
-    return {"created": True, "users": users, "categories": categories}
+    say("Demo incidents through the closed loop …")
+    incidents = _incidents()
+    return {"created": True, "users": users, "categories": categories, "incidents": incidents}
 
 
 def _people(streets: list[Region]) -> list[tuple[str, str, str]]:
@@ -143,3 +145,83 @@ def _people(streets: list[Region]) -> list[tuple[str, str, str]]:
                 db.session.add(GridAssignment(user_id=other.id, region_id=cell.id, duty="backup"))
     db.session.commit()
     return [(u.username, u.role, pw) for u, pw in created]
+
+
+# (category, description) of the demo's reports; the stages they are taken to cycle.
+_DEMO_REPORTS = (
+    ("0101", "路口垃圾桶旁堆放生活垃圾"), ("0109", "围墙上有新的涂鸦"), ("0202", "路灯夜间不亮"),
+    ("0303", "机动车占用人行道停放"), ("0201", "井盖缺失，存在安全隐患"), ("0701", "夜间商铺音响噪声扰民"),
+    ("0601", "楼上漏水引发邻里纠纷"), ("0402", "大风后树木倒伏"), ("0907", "空地被倾倒建筑垃圾"),
+    ("0802", "独居老人需要探访"), ("0504", "楼道内电动自行车充电"), ("1002", "工地未覆盖产生扬尘"),
+)
+_DEMO_ATTRIBUTES = {"0201": {"damage": "missing"}, "0601": {"parties_count": 2, "dispute_type": "water_leak"},
+                    "0701": {"source": "shop"}}
+_DEMO_STAGES = ("reported", "accepted", "dispatched", "acknowledged", "resolved", "closed", "closed", "in_progress")
+
+
+def _actor(user: User) -> Actor:
+    return Actor(user_id=user.id, role=user.role, scope_path=user.region.path, department_id=user.department_id)
+
+
+def _incidents(per_worker: int = 24) -> int:
+    """Report incidents at points in the demo workers' cells and take them through the
+    closed loop with the real use cases, so lists, tasks and the map have something to show."""
+    from . import incidents
+
+    made = 0
+    workers = db.session.scalars(select(User).where(User.role == "grid_worker").order_by(User.username)).all()
+    for n, worker in enumerate(workers, 1):
+        supervisor = db.session.scalar(select(User).where(User.role == "community", User.region_id == worker.region_id))
+        cells = [a.region_id for a in db.session.scalars(select(GridAssignment).where(
+            GridAssignment.user_id == worker.id, GridAssignment.duty == "primary").order_by(GridAssignment.region_id))]
+        points = db.session.execute(text(
+            "SELECT ST_X(p.geom), ST_Y(p.geom) FROM regions r, "
+            "LATERAL ST_Dump(ST_GeneratePoints(r.geom, :n, :seed)) p WHERE r.id = ANY(:cells) ORDER BY r.id, p.path"
+        ), {"n": per_worker // len(cells) + 1, "seed": n, "cells": cells}).all()[:per_worker]
+        for i, (lon, lat) in enumerate(points):
+            code, description = _DEMO_REPORTS[i % len(_DEMO_REPORTS)]
+            report = {"client_uuid": None, "category": code, "description": description,
+                      "location": {"type": "Point", "coordinates": [lon, lat]}, "crs": "wgs84", "occurred_at": None,
+                      "priority": None, "attributes": _DEMO_ATTRIBUTES.get(code, {}), "address": None,
+                      "source": "phone", "contact": None, "resolve_on_spot": False, "resolution_note": None}
+            body, _ = incidents.report_incident(_actor(worker), report, [], None, render=lambda view: {"id": view.id})
+            _take_to(_DEMO_STAGES[i % len(_DEMO_STAGES)], body["id"], worker, supervisor)
+            made += 1
+    return made
+
+
+def _take_to(stage: str, incident_id: int, worker: User, supervisor: User) -> None:
+    from . import incidents, photos
+
+    steps = {
+        "reported": [], "accepted": [("accept", {})],
+        "dispatched": [("accept", {}), ("dispatch", {"assignee_id": worker.id})],
+        "acknowledged": [("accept", {}), ("dispatch", {"assignee_id": worker.id}), ("acknowledge", {})],
+        "in_progress": [("accept", {}), ("dispatch", {"assignee_id": worker.id}), ("acknowledge", {}), ("start", {})],
+    }
+    path = steps.get(stage, steps["in_progress"])
+    for action, data in path:
+        who = worker if action in ("acknowledge", "start") else supervisor
+        _step(incidents, who, incident_id, action, data)
+    if stage in ("resolved", "closed"):
+        if db.session.get(Incident, incident_id).category.requires_after_photo:
+            photos.upload_photo(_actor(worker), incident_id, "after", _demo_photo())
+        _step(incidents, worker, incident_id, "resolve", {"note": "已处置"})
+        if stage == "closed":
+            _step(incidents, supervisor, incident_id, "verify", {})
+
+
+def _demo_photo() -> bytes:
+    """A plain 320×240 JPEG standing in for a worker's after photo."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (320, 240), (90, 140, 90)).save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def _step(incidents, user: User, incident_id: int, action: str, data: dict) -> None:
+    version = db.session.get(Incident, incident_id).version
+    incidents.act(_actor(user), incident_id, action, {"version": version, **data})

@@ -2,7 +2,7 @@
 from sqlalchemy import func, select
 
 from server.domain.permissions import SYSTEM
-from server.models import Region, User
+from server.models import Incident, Region, User
 from server.services import regions
 
 
@@ -24,6 +24,10 @@ def test_demo_city_loads_once_with_a_user_for_every_role(app, db, tmp_path):
     located = regions.locate(SYSTEM, -118.2468, 34.0505)  # Los Angeles City Hall
     assert [r["level"] for r in located.chain] == ["city", "district", "street", "community", "grid"]
     assert located.chain[2]["name"] == "Downtown Los Angeles"
+
+    statuses = dict(db.session.execute(select(Incident.status, func.count()).group_by(Incident.status)).all())
+    assert sum(statuses.values()) == 48 and {"reported", "accepted", "dispatched", "closed"} <= set(statuses)
+    assert "48 demo incidents" in first.output
 
     second = runner.invoke(args=["demo", "load"])
     assert second.exit_code == 0 and "already loaded" in second.output
