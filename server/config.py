@@ -97,7 +97,6 @@ def load_config() -> dict:
         "PHOTO_DIR": os.environ.get("FENGQIAO_PHOTO_DIR", str(VAR_DIR / "photos")),
         "PHOTO_MAX_BYTES": _int("FENGQIAO_PHOTO_MAX_BYTES", 10 * 1024 * 1024),
         "PHOTO_MAX_PIXELS": _int("FENGQIAO_PHOTO_MAX_PIXELS", 50_000_000),
-        "PHOTO_FAR_METERS": _int("FENGQIAO_PHOTO_FAR_METERS", 200),
         "S3_BUCKET": os.environ.get("FENGQIAO_S3_BUCKET"),
         "S3_ENDPOINT_URL": os.environ.get("FENGQIAO_S3_ENDPOINT_URL"),  # unset for AWS itself
         "S3_REGION": os.environ.get("FENGQIAO_S3_REGION"),
