@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, literal, select, text
+from sqlalchemy import func, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -32,7 +32,7 @@ from server.models import (
 )
 from server.models._base import utcnow
 
-from . import photos
+from . import photos, regions
 from .access import authorize_incident, scope_path
 
 # Offline phones may send reports days late; older than this is refused.
@@ -144,16 +144,6 @@ def get_incident(actor: Actor, incident_id: int) -> IncidentView:
 
 # ---------------------------------------------------------------- reporting
 
-_CELL_SQL = text("""
-    SELECT id, path FROM regions
-    WHERE level = 'grid' AND retired_at IS NULL
-      AND ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
-      AND path LIKE :scope || '%'
-    ORDER BY code  -- a point on a shared border belongs to the cell with the smallest code
-    LIMIT 1
-""")
-
-
 def _idempotency_keys(data: dict, header_key: str | None) -> list[str]:
     keys = []
     if header_key is not None:
@@ -211,7 +201,7 @@ def _locate_cell(actor: Actor, location: dict, crs: str) -> tuple[int, str, floa
         raise InvalidInput(exc.code, exc.message, errors={"location": [exc.message]}) from None
     if crs != "wgs84":
         lon, lat = geo_crs.to_wgs84(lon, lat, crs)
-    row = db.session.execute(_CELL_SQL, {"lon": lon, "lat": lat, "scope": scope_path(actor)}).one_or_none()
+    row = regions.cell_at(lon, lat, scope_path(actor))
     if row is None:
         raise InvalidInput("incident.outside_grid", "The location is not inside any grid cell of your area.",
                            errors={"location": ["Outside every grid cell you cover."]})

@@ -216,19 +216,28 @@ class Location:
     lat: float
 
 
-_LOCATE_SQL = text("""
-WITH cell AS (
+# The live cell at a point inside a scope; a point on a border shared by several cells
+# belongs to the one with the smallest code.
+_CELL_AT_POINT = """
     SELECT id, path FROM regions
     WHERE level = 'grid' AND retired_at IS NULL
       AND ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
       AND path LIKE :scope || '%'
-    ORDER BY code  -- a point on a shared border belongs to the cell with the smallest code
+    ORDER BY code
     LIMIT 1
-)
+"""
+_LOCATE_SQL = text(f"""
+WITH cell AS ({_CELL_AT_POINT})
 SELECT r.id, r.code, r.name, r.name_en, r.level
 FROM cell JOIN regions r ON r.id = ANY (string_to_array(trim(BOTH '/' FROM cell.path), '/')::int[])
 ORDER BY length(r.path)
 """)
+_CELL_SQL = text(_CELL_AT_POINT)
+
+
+def cell_at(lon: float, lat: float, scope: str):
+    """The live grid cell (``id``, ``path``) at a WGS84 point inside the subtree ``scope``, or None."""
+    return db.session.execute(_CELL_SQL, {"lon": lon, "lat": lat, "scope": scope}).one_or_none()
 
 
 def locate(actor: Actor, lon: float, lat: float, crs: str = "wgs84") -> Location:
