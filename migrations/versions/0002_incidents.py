@@ -265,6 +265,7 @@ def upgrade():
 
     with op.batch_alter_table('departments', schema=None) as batch_op:
         batch_op.add_column(sa.Column('kind', sa.String(length=32), nullable=True))
+        batch_op.create_check_constraint(op.f('ck_departments_kind'), "kind IN ('urban_management', 'police', 'judicial', 'housing', 'transport', 'environment', 'water', 'utilities', 'market_supervision', 'emergency', 'fire', 'health', 'civil_affairs', 'human_resources', 'education', 'other')")
 
     # Rows that phones sync remember the transaction that last wrote them.
     op.execute(

@@ -38,6 +38,32 @@ def _check_strings(value, where: str) -> None:
             stack.extend(item)
 
 
+MAX_JSON_DEPTH = 32
+
+
+def _check_depth(value, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse JSON nested deeper than ``limit`` (it would exhaust the stack further on)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                raise BadRequest("request.malformed_json", f"The JSON is nested deeper than {limit} levels.")
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+
+
+def parse_json(text: bytes | str, where: str = "request body"):
+    """JSON as the API accepts it: no NaN/Infinity, not too deep, only storable strings.
+    Raises BadRequest(request.malformed_json) or InvalidInput(request.invalid_characters)."""
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise BadRequest("request.malformed_json", f"The {where} is not valid JSON.") from None
+    _check_depth(data)
+    _check_strings(data, where)
+    return data
+
+
 class StrictParser(FlaskParser):
     """webargs' parser, stricter: unknown query parameters are refused like unknown body
     fields (a misspelt filter must not silently return everything); JSON that Python
@@ -51,12 +77,7 @@ class StrictParser(FlaskParser):
         body = req.get_data(cache=True)
         if not is_json_request(req) or not body:
             return missing  # (an empty body: every required field is reported missing, 422)
-        try:
-            data = json.loads(body, parse_constant=_refuse_constant)
-        except (ValueError, RecursionError):
-            raise BadRequest("request.malformed_json", "The request body is not valid JSON.") from None
-        _check_strings(data, "request body")
-        return data
+        return parse_json(body)
 
     def load_querystring(self, req, schema):
         _check_strings([*req.args.keys(), *req.args.values()], "query string")

@@ -13,13 +13,13 @@ from schemas.incidents import (
     PhotoUploadArgsSchema,
 )
 from server.auth import login_required
-from server.domain.incidents import ACTIONS, PHOTO_KINDS
+from server.domain.incidents import ACTIONS, OWN_ENDPOINT_ACTIONS, PHOTO_KINDS
 from server.errors import BadRequest, InvalidInput
 from server.services import incident_queries as queries
 from server.services import incidents as service
 from server.services import photos
 
-from .common import Blueprint, _check_strings, accepts, errors
+from .common import Blueprint, accepts, errors, parse_json
 
 blp = Blueprint("incidents", __name__, url_prefix="/incidents",
                 description="Incidents reported from phones and their closed loop")
@@ -40,27 +40,22 @@ def _json_answer(body: dict, status: int, headers: dict | None = None):
 
 def _report_input() -> tuple[dict, list[tuple[str, bytes]]]:
     """The report and its photos: a JSON body, or multipart with a JSON part ``incident``
-    and one file part per photo named by its kind (report, before, after, evidence)."""
+    and one file part per photo named by its kind (report, before, after, evidence).
+    Empty file parts (a form's unused file input) are ignored."""
     if request.mimetype != MULTIPART:
-        raw = request.get_json(silent=True)
-        if raw is None:
-            raise BadRequest("request.malformed_json", "The request body is not valid JSON.")
+        raw = parse_json(request.get_data(cache=True))
         files = []
     else:
-        part = request.form.get("incident")
-        if part is None:
-            raise InvalidInput("request.invalid", "The multipart body needs a JSON part named 'incident'.",
-                               errors={"incident": ["Missing data for required field."]})
-        try:
-            raw = json.loads(part, parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
-        except (ValueError, RecursionError):
-            raise BadRequest("request.malformed_json", "The 'incident' part is not valid JSON.") from None
+        parts = request.form.getlist("incident")
+        if len(parts) != 1:
+            raise InvalidInput("request.invalid", "The multipart body needs one JSON part named 'incident'.",
+                               errors={"incident": ["Exactly one part is required."]})
+        raw = parse_json(parts[0], "'incident' part")
         unknown = set(request.form) - {"incident"} | (set(request.files) - set(PHOTO_KINDS))
         if unknown:
             raise InvalidInput("request.invalid", "Unknown parts in the multipart body.",
                                errors={name: ["Unknown field."] for name in sorted(unknown)})
-        files = [(kind, f.read()) for kind, f in request.files.items(multi=True)]
-    _check_strings(raw, "request body")
+        files = [(kind, content) for kind, f in request.files.items(multi=True) if (content := f.read())]
     try:
         data = IncidentReportSchema().load(raw)
     except ValidationError as exc:
@@ -77,10 +72,6 @@ def _if_match() -> int | None:
     if not value.isascii() or not value.isdigit() or len(value) > 10:
         raise BadRequest("request.invalid_if_match", 'If-Match must be the version you read, e.g. "7".')
     return int(value)
-
-
-class _ReportDoc(Schema):
-    incident = Upload(metadata={"description": "multipart only: the report as JSON (IncidentReport)"})
 
 
 @blp.post("")
@@ -143,7 +134,7 @@ def get_incident(actor, incident_id):
 @blp.arguments(ActionSchema)
 @blp.response(200, IncidentDetailSchema)
 @blp.doc(parameters=[{"in": "path", "name": "action", "required": True,
-                      "schema": {"type": "string", "enum": list(ACTIONS)}}])
+                      "schema": {"type": "string", "enum": [a for a in ACTIONS if a not in OWN_ENDPOINT_ACTIONS]}}])
 @errors(blp, 400, 401, 403, 404, 409, 422)
 def act(actor, data, incident_id, action):
     """Take an action of the closed loop (accept, dispatch, acknowledge, resolve, verify…)."""

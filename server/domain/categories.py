@@ -69,7 +69,13 @@ def _is_int(value) -> bool:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number a float can hold (a 400-digit integer cannot)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _is_label(value, max_length: int = _LABEL_MAX) -> bool:
@@ -213,7 +219,10 @@ def _clean_one(d: dict, value):
             return None, "Must be an ISO 8601 date and time, e.g. 2024-05-01T08:30:00+08:00."
         if moment.tzinfo is None or moment.utcoffset() is None:
             return None, "Must include a time zone (Z or +08:00)."
-        return moment.astimezone(timezone.utc).isoformat(), None
+        try:
+            return moment.astimezone(timezone.utc).isoformat(), None
+        except OverflowError:  # year 1 or 9999 pushed out of range by the offset
+            return None, "Out of the range of dates."
     keys = [v["key"] for v in d["values"]]
     if datatype == "singlevaluelist":
         if not isinstance(value, str) or value not in keys:

@@ -7,6 +7,7 @@ same rule for list queries, maps, tiles and exports.
 from __future__ import annotations
 
 from sqlalchemy import ColumnElement, exists, false, or_, true
+from sqlalchemy.orm import aliased
 
 from server.domain.incidents import READER, IncidentTarget, may, relations
 from server.domain.permissions import Actor, can, read_action
@@ -83,5 +84,6 @@ def visible_incidents(actor: Actor) -> ColumnElement[bool]:
     if actor.role == "department":
         if actor.department_id is None:
             return false()
-        return exists().where(Task.incident_id == Incident.id, Task.department_id == actor.department_id)
+        dispatched = aliased(Task)  # (the outer query may select tasks too: do not correlate with them)
+        return exists().where(dispatched.incident_id == Incident.id, dispatched.department_id == actor.department_id)
     return within_scope(actor, Incident.region_path)

@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import exists, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, contains_eager
+from sqlalchemy.orm.exc import StaleDataError
 
 from server.domain.categories import category_errors, normalize_attribute_definitions
 from server.domain.permissions import CATEGORY_MANAGE, CATEGORY_READ, Actor
@@ -22,8 +23,8 @@ from server.models._base import utcnow
 from server.seed import read_categories
 
 from .access import TERRITORY, require
+from .constraints import violated_constraint
 from .pagination import Page, paginate
-from .users import violated_constraint
 from .versioning import commit_edit
 
 # What PATCH may change; code and parent never change.
@@ -177,7 +178,7 @@ def retire_category(actor: Actor, category_id: int) -> Category:
     """Retire a category: no new incidents take it; it is never deleted. Retiring a group
     retires its live leaves with it (same time). Retiring twice keeps the first date.
 
-    Errors: category.not_found, auth.forbidden.
+    Errors: category.not_found, auth.forbidden, category.version_conflict.
     """
     category = db.session.get(Category, category_id)
     if category is None:
@@ -190,7 +191,12 @@ def retire_category(actor: Actor, category_id: int) -> Category:
         for leaf in db.session.scalars(select(Category).where(Category.parent_id == category.id,
                                                               Category.retired_at.is_(None))):
             leaf.retired_at = category.retired_at
-    db.session.commit()
+    try:
+        db.session.commit()
+    except StaleDataError:  # edited meanwhile: retiring is idempotent, so the client may simply retry
+        db.session.rollback()
+        raise Conflict("category.version_conflict",
+                       "The category was changed by someone else meanwhile; try again.") from None
     return category
 
 

@@ -11,9 +11,9 @@ from server.models import Department, Region
 from server.models._base import utcnow
 
 from .access import authorize, visible_departments, within_scope
+from .constraints import violated_constraint
 from .pagination import Page, paginate
 from .versioning import commit_edit
-from .users import violated_constraint
 
 
 def _not_found() -> NotFound:

@@ -201,7 +201,7 @@ def my_tasks(actor: Actor, page: int, page_size: int) -> Page:
     stmt = (
         select(Task)
         .join(Incident, Incident.id == Task.incident_id)
-        .where(mine(actor), Task.status.in_(ACTIVE_TASK_STATES))
+        .where(mine(actor), Task.status.in_(ACTIVE_TASK_STATES), visible_incidents(actor))
         .order_by(case((not_acknowledged, 0), else_=1),
                   case((not_acknowledged, Task.ack_deadline)).asc().nulls_last(),
                   priority_rank(Incident.priority).desc(),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, literal, select
+from sqlalchemy import func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -27,16 +27,32 @@ from server.domain.territory import is_within
 from server.errors import BadRequest, Conflict, Forbidden, InvalidInput, NotFound, PreconditionRequired
 from server.extensions import db
 from server.models import (
-    Category, Department, Extension, GridAssignment, IdempotencyKey, Incident, IncidentEvent, IncidentFollower,
-    IncidentPhoto, Mediation, MediationSession, Region, Task, User,
+    Category,
+    Department,
+    Extension,
+    GridAssignment,
+    IdempotencyKey,
+    Incident,
+    IncidentEvent,
+    IncidentFollower,
+    IncidentPhoto,
+    Mediation,
+    MediationSession,
+    Region,
+    Task,
+    User,
 )
 from server.models._base import utcnow
 
 from . import photos, regions
 from .access import authorize_incident, scope_path
+from .constraints import violated_constraint
 
 # Offline phones may send reports days late; older than this is refused.
 MAX_REPORT_AGE = timedelta(days=90)
+# An extension further ahead than this is a typing mistake.
+MAX_EXTENSION = timedelta(days=366)
+MAX_REPORT_PHOTOS = 9
 
 
 def incident_not_found() -> NotFound:
@@ -255,6 +271,9 @@ def report_incident(actor: Actor, data: dict, files: list[tuple[str, bytes]], he
         if db.session.get(GridAssignment, (actor.user_id, cell_id)) is None:
             raise Forbidden("auth.forbidden", "Only a worker of this grid cell may resolve on the spot.")
 
+    if len(files) > MAX_REPORT_PHOTOS:
+        raise InvalidInput("incident.too_many_photos", f"A report takes at most {MAX_REPORT_PHOTOS} photos.")
+    prepared = photos.prepare(files)
     contact = data.get("contact") or {}
     incident = Incident(
         client_uuid=data.get("client_uuid") or uuid.uuid4(), category_id=category.id, status="reported",
@@ -270,7 +289,8 @@ def report_incident(actor: Actor, data: dict, files: list[tuple[str, bytes]], he
         _event(incident, actor, "report", None, note=None, at=now)
         if actor.user_id:
             db.session.add(IncidentFollower(incident_id=incident.id, user_id=actor.user_id))
-        photos.attach_photos(actor, incident, files)
+        for photo in prepared:
+            photos.record(actor, incident, photo, lon, lat)
         if data["resolve_on_spot"]:
             _resolve(incident, on_spot=True, now=now)
             _event(incident, actor, "resolve_on_spot", "reported", note=data.get("resolution_note"), at=now)
@@ -336,10 +356,14 @@ def _need_reason(step: _Step) -> str:
 
 
 def _cancel_active_task(step: _Step, status: str = "cancelled") -> Task | None:
+    """End the task that is out (if any); a pending extension request ends with it."""
     task = _active_task(step.incident.id)
     if task is not None:
         task.status = status
         task.finished_at = step.now
+        db.session.execute(update(Extension).where(
+            Extension.incident_id == step.incident.id, Extension.status == "pending",
+        ).values(status="refused", decided_at=step.now, decision_note="任务已结束 / the task ended"))
         db.session.flush()  # before a new active task is inserted (one active per incident)
     return task
 
@@ -349,10 +373,21 @@ def _last_handler_task(incident_id: int) -> Task | None:
                               .order_by(Task.id.desc()).limit(1)).one_or_none()
 
 
+def _still_fits(incident: Incident, task: Task) -> bool:
+    """May the holder of an earlier task still take the case (as ``_dispatch`` requires)?"""
+    if task.assignee_id is not None:
+        worker = db.session.get(User, task.assignee_id)
+        return worker.is_active and is_within(incident.region_path, worker.region.path)
+    department = db.session.get(Department, task.department_id)
+    return department.retired_at is None and is_within(incident.region_path, department.region.path)
+
+
 def _back_to_handler(step: _Step) -> None:
-    """Rework or reopen: the handler who resolved it gets it back, already acknowledged."""
+    """Rework or reopen: the handler who resolved it gets it back, already acknowledged.
+    Without one who still fits (resolved on the spot, moved, retired) a supervisor
+    dispatches anew from ``accepted``."""
     done = _last_handler_task(step.incident.id)
-    if done is None:  # resolved on the spot or never dispatched: a supervisor dispatches anew
+    if done is None or not _still_fits(step.incident, done):
         step.incident.status = "accepted"
         return
     task = Task(incident_id=step.incident.id, assignee_id=done.assignee_id, department_id=done.department_id,
@@ -365,8 +400,20 @@ def _back_to_handler(step: _Step) -> None:
 
 
 def _has_after_photo(incident_id: int) -> bool:
-    return db.session.scalar(select(func.count()).where(
-        IncidentPhoto.incident_id == incident_id, IncidentPhoto.kind == "after")) > 0
+    """Is there an ``after`` photo newer than the last rework or reopen (the earlier ones
+    showed work that was not accepted)?"""
+    since = db.session.scalar(select(func.max(IncidentEvent.at)).where(
+        IncidentEvent.incident_id == incident_id, IncidentEvent.action.in_(("rework", "reopen"))))
+    stmt = select(func.count()).where(IncidentPhoto.incident_id == incident_id, IncidentPhoto.kind == "after")
+    if since is not None:
+        stmt = stmt.where(IncidentPhoto.uploaded_at > since)
+    return db.session.scalar(stmt) > 0
+
+
+def _unresolve(incident: Incident) -> None:
+    incident.resolved_at = None
+    incident.resolved_level = None
+    incident.resolved_on_spot = False
 
 
 def _accept(step: _Step) -> None:
@@ -476,7 +523,7 @@ def _verify(step: _Step) -> None:
 def _rework(step: _Step) -> None:
     _need_reason(step)
     step.incident.rework_count += 1
-    step.incident.resolved_at = None
+    _unresolve(step.incident)
     _back_to_handler(step)
 
 
@@ -491,6 +538,9 @@ def _resume(step: _Step) -> None:
     paused = step.now - incident.suspended_at
     if incident.due_at is not None:
         incident.due_at += paused  # 挂起 stops the clock
+    task = _active_task(incident.id)
+    if task is not None and task.acknowledged_at is None:
+        task.ack_deadline += paused
     step.extra["paused_seconds"] = int(paused.total_seconds())
     incident.suspended_from = None
     incident.suspended_at = None
@@ -500,9 +550,10 @@ def _request_extension(step: _Step) -> None:
     reason = _need_reason(step)
     until = _need(step, "until", "Say until when (until).")
     floor = max(step.now, step.incident.due_at or step.now)
-    if until <= floor:
-        raise InvalidInput("incident.invalid_extension", "The new deadline must be later than the current one.",
-                           errors={"until": ["Not later than the current deadline."]})
+    if not floor < until <= step.now + MAX_EXTENSION:
+        raise InvalidInput("incident.invalid_extension",
+                           "The new deadline must be later than the current one and within a year.",
+                           errors={"until": ["Not after the current deadline, or more than a year ahead."]})
     if db.session.scalar(select(Extension.id).where(Extension.incident_id == step.incident.id,
                                                     Extension.status == "pending")) is not None:
         raise Conflict("incident.extension_pending", "An extension request is already waiting for a decision.")
@@ -538,14 +589,21 @@ def _refuse_extension(step: _Step) -> None:
 
 
 def _callback(step: _Step) -> None:
+    if step.incident.satisfaction is not None:
+        raise Conflict("incident.callback_done", "The call-back of this closing is already recorded.")
     step.incident.satisfaction = _need(step, "satisfaction", "Give the satisfaction score (1-5).")
     step.extra["satisfaction"] = step.incident.satisfaction
 
 
 def _reopen(step: _Step) -> None:
-    step.incident.reopen_count += 1
-    step.incident.closed_at = None
-    step.incident.resolved_at = None
+    """A new round after a dissatisfied call-back: a fresh resolve deadline; the score
+    stays on the timeline and the next closing gets its own call-back."""
+    incident = step.incident
+    incident.reopen_count += 1
+    incident.closed_at = None
+    incident.satisfaction = None
+    _unresolve(incident)
+    incident.due_at = _due_at(incident.category, incident.level, step.now)
     _back_to_handler(step)
 
 
@@ -590,7 +648,8 @@ def _take(actor: Actor, incident: Incident, target: rules.IncidentTarget, action
     try:
         incident.status = new_status
         apply(step)
-        incident.updated_at = step.now
+        if action != "comment":  # a comment is only an event: no new version to collide with
+            incident.updated_at = step.now
         _event(incident, actor, action, from_status, note=data.get("note"), at=step.now, from_level=from_level,
                data=step.extra)
         if action == "callback" and step.incident.satisfaction <= rules.DISSATISFIED_AT_MOST:
@@ -600,9 +659,17 @@ def _take(actor: Actor, incident: Incident, target: rules.IncidentTarget, action
             _event(incident, actor, "reopen", "closed", note="回访不满意 / dissatisfied call-back", at=step.now,
                    data=step.extra)
         db.session.commit()
-    except (StaleDataError, IntegrityError):
+    except StaleDataError:
         db.session.rollback()
         raise _version_conflict() from None
+    except IntegrityError as exc:
+        db.session.rollback()
+        if violated_constraint(exc) == "uq_incident_extensions_pending":
+            raise Conflict("incident.extension_pending",
+                           "An extension request is already waiting for a decision.") from None
+        if violated_constraint(exc) == "uq_tasks_active":
+            raise _version_conflict() from None
+        raise
     except Exception:
         db.session.rollback()
         raise

@@ -9,6 +9,7 @@ incident's own, as a distance and a delay, and never trusted.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -25,9 +26,10 @@ from server.errors import Conflict, DomainError, Forbidden, NotFound, PayloadToo
 from server.extensions import db
 from server.models import Incident, IncidentPhoto
 from server.models._base import utcnow
-from server.storage import BlobStore, photo_key, store_from_config
+from server.storage import BlobNotFound, BlobStore, photo_key, store_from_config
 
 _GEOD = Geod(ellps="WGS84")
+log = logging.getLogger(__name__)
 
 
 def blob_store() -> BlobStore:
@@ -44,6 +46,10 @@ def _photo_error(exc: imaging.ImageError) -> DomainError:
     return error
 
 
+# EXIF clocks outside these years are broken clocks: the time is not shown at all.
+_SANE_YEARS = range(1990, 2100)
+
+
 def _check(data: bytes) -> imaging.ImageInfo:
     limit = current_app.config["PHOTO_MAX_BYTES"]
     if len(data) > limit:
@@ -55,43 +61,60 @@ def _check(data: bytes) -> imaging.ImageInfo:
         raise _photo_error(exc) from None
 
 
-def _store(data: bytes, sha256: str, info: imaging.ImageInfo) -> None:
+@dataclass(frozen=True)
+class Prepared:
+    """A photo checked and in the blob store, not yet recorded."""
+
+    kind: str
+    size_bytes: int
+    sha256: str
+    info: imaging.ImageInfo
+
+
+def prepare(files: list[tuple[str, bytes]]) -> list[Prepared]:
+    """Check each (kind, bytes) photo and put it (original and public copy) in the blob
+    store, before any database work: decoding and storing take time a transaction
+    should not be held open for. Blobs are content-addressed, so a photo stored for a
+    request that then fails costs space, never a wrong answer."""
+    prepared = []
     store = blob_store()
-    original, public = photo_key(sha256, "orig"), photo_key(sha256, "public")
-    if not store.exists(original):
-        store.put(original, data, info.content_type)
-    if not store.exists(public):
-        store.put(public, imaging.public_variant(data), "image/jpeg")
+    for kind, data in files:
+        info = _check(data)
+        sha256 = hashlib.sha256(data).hexdigest()
+        original, public = photo_key(sha256, "orig"), photo_key(sha256, "public")
+        if not store.exists(original):
+            store.put(original, data, info.content_type)
+        if not store.exists(public):
+            try:
+                copy = imaging.public_variant(data)
+            except imaging.ImageError as exc:
+                raise _photo_error(exc) from None
+            store.put(public, copy, "image/jpeg")
+        prepared.append(Prepared(kind, len(data), sha256, info))
+    return prepared
 
 
-def _add(actor: Actor, incident: Incident, kind: str, data: bytes) -> tuple[IncidentPhoto, bool]:
-    """Check, store and record one photo (no commit); the same bytes again → the same photo."""
-    info = _check(data)
-    sha256 = hashlib.sha256(data).hexdigest()
+def record(actor: Actor, incident: Incident, photo: Prepared, lon: float, lat: float) -> tuple[IncidentPhoto, bool]:
+    """The row of a prepared photo of ``incident`` at WGS84 ``lon``/``lat`` (no commit);
+    the same bytes of the same kind again → the row already there."""
     existing = db.session.scalars(select(IncidentPhoto).where(
-        IncidentPhoto.incident_id == incident.id, IncidentPhoto.kind == kind,
-        IncidentPhoto.sha256 == sha256)).one_or_none()
+        IncidentPhoto.incident_id == incident.id, IncidentPhoto.kind == photo.kind,
+        IncidentPhoto.sha256 == photo.sha256)).one_or_none()
     if existing is not None:
         return existing, False
-    _store(data, sha256, info)
-    now = utcnow()
-    photo = IncidentPhoto(incident_id=incident.id, kind=kind, content_type=info.content_type, size_bytes=len(data),
-                          sha256=sha256, width=info.width, height=info.height, taken_at=info.taken_at,
-                          exif_lon=info.lon, exif_lat=info.lat, uploaded_by=actor.user_id or None, uploaded_at=now)
+    info, now = photo.info, utcnow()
+    taken_at = info.taken_at if info.taken_at is not None and info.taken_at.year in _SANE_YEARS else None
+    row = IncidentPhoto(incident_id=incident.id, kind=photo.kind, content_type=info.content_type,
+                        size_bytes=photo.size_bytes, sha256=photo.sha256, width=info.width, height=info.height,
+                        taken_at=taken_at, exif_lon=info.lon, exif_lat=info.lat,
+                        uploaded_by=actor.user_id or None, uploaded_at=now)
     if info.lon is not None:
-        point = from_db(incident.geom)
-        photo.distance_m = round(_GEOD.inv(point.x, point.y, info.lon, info.lat)[2], 1)
-    if info.taken_at is not None:
-        photo.delay_seconds = int((now - info.taken_at).total_seconds())
-    db.session.add(photo)
+        row.distance_m = round(_GEOD.inv(lon, lat, info.lon, info.lat)[2], 1)
+    if taken_at is not None:
+        row.delay_seconds = int((now - taken_at).total_seconds())
+    db.session.add(row)
     db.session.flush()
-    return photo, True
-
-
-def attach_photos(actor: Actor, incident: Incident, files: list[tuple[str, bytes]]) -> None:
-    """Add the photos sent with a report (no commit: the report commits)."""
-    for kind, data in files:
-        _add(actor, incident, kind, data)
+    return row, True
 
 
 def _readable(actor: Actor, incident_id: int) -> tuple[Incident, frozenset[str]]:
@@ -114,8 +137,10 @@ def upload_photo(actor: Actor, incident_id: int, kind: str, data: bytes) -> tupl
         raise Forbidden("auth.forbidden", "Only the reporter, the handler or a supervisor may add photos.")
     if rules.is_closed(incident.status):
         raise Conflict("photo.incident_closed", "The incident is closed; it takes no more photos.")
+    prepared = prepare([(kind, data)])[0]
+    point = from_db(incident.geom)
     try:
-        photo, created = _add(actor, incident, kind, data)
+        photo, created = record(actor, incident, prepared, point.x, point.y)
         db.session.commit()
     except IntegrityError:  # the same upload, concurrently: the other one stored it
         db.session.rollback()
@@ -141,7 +166,12 @@ def photo_content(actor: Actor, incident_id: int, photo_id: int) -> PhotoContent
     photo = db.session.get(IncidentPhoto, photo_id)
     if photo is None or photo.incident_id != incident_id:
         raise NotFound("photo.not_found", "No such photo.")
-    if actor.role == "department":
-        return PhotoContent(blob_store().get(photo_key(photo.sha256, "public")), "image/jpeg",
-                            photo.sha256[:32] + "-public")
-    return PhotoContent(blob_store().get(photo_key(photo.sha256, "orig")), photo.content_type, photo.sha256[:32])
+    public = actor.role == "department"
+    try:
+        data = blob_store().get(photo_key(photo.sha256, "public" if public else "orig"))
+    except BlobNotFound:
+        log.error("photo %s of incident %s is missing from the blob store", photo.id, incident_id)
+        raise NotFound("photo.not_found", "No such photo.") from None
+    if public:
+        return PhotoContent(data, "image/jpeg", photo.sha256[:32] + "-public")
+    return PhotoContent(data, photo.content_type, photo.sha256[:32])

@@ -19,6 +19,7 @@ from server.models._base import utcnow
 
 from .access import authorize, visible_users, within_scope
 from .auth import check_throttle, throttle_key
+from .constraints import violated_constraint
 from .pagination import Page, paginate
 from .passwords import hash_password, verify_password
 from .versioning import commit_edit
@@ -32,11 +33,6 @@ def _not_found() -> NotFound:
 
 def _version_conflict() -> Conflict:
     return Conflict("user.version_conflict", "The user was changed by someone else; reload it and try again.")
-
-
-def violated_constraint(exc: IntegrityError) -> str | None:
-    """The name of the constraint an INSERT/UPDATE violated (psycopg diagnostics)."""
-    return getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
 
 
 # --- reading -------------------------------------------------------------------------

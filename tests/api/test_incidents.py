@@ -250,6 +250,42 @@ def test_an_oversize_photo_is_refused(tree, worker, app, monkeypatch):
     assert count(Incident) == 0
 
 
+def test_more_than_nine_photos_are_refused(tree, worker):
+    files = [("incident", (None, json.dumps(body()), "application/json"))]
+    files += [("report", (f"{i}.jpg", jpeg(colour=(i, i, i)), "image/jpeg")) for i in range(10)]
+    response = worker.post("/api/v1/incidents", files=files)
+    assert response.status_code == 422 and response.json()["code"] == "incident.too_many_photos"
+    assert count(Incident) == 0
+
+
+def test_empty_file_parts_are_ignored_and_a_second_incident_part_refused(tree, worker):
+    response = multipart(worker, body(), {"report": b""})
+    assert response.status_code == 201 and response.json()["photos"] == []
+    files = [("incident", (None, json.dumps(body()), "application/json"))] * 2
+    response = worker.post("/api/v1/incidents", files=files)
+    assert response.status_code == 422 and "incident" in response.json()["errors"]
+
+
+@pytest.mark.parametrize("raw", [
+    b"[" * 100_000, b'{"category": NaN}', json.dumps(body(attributes={"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]})).encode(),
+])
+def test_hostile_json_is_a_400(tree, worker, raw):
+    response = worker.post("/api/v1/incidents", data=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["code"] == "request.malformed_json"
+
+
+def test_absurd_attribute_values_are_422(tree, worker):
+    error = report(worker, expect=422, category="0601", attributes={"parties_count": 10**400, "dispute_type": "noise"})
+    assert error["code"] == "incident.invalid_attributes"
+
+
+def test_a_photo_with_a_broken_clock_keeps_no_time(tree, worker):
+    incident = report(worker)
+    photo = worker.post(f"/api/v1/incidents/{incident['id']}/photos", data={"kind": "report"},
+                        files={"file": ("a.jpg", jpeg(taken="1950:01:01 00:00:00+00:00"), "image/jpeg")}).json()
+    assert photo["taken_at"] is None and photo["delay_seconds"] is None
+
+
 def test_an_unknown_multipart_part_is_refused(tree, worker):
     response = multipart(worker, body(), {"selfie": jpeg()})
     assert response.status_code == 422 and "selfie" in response.json()["errors"]
@@ -336,17 +372,61 @@ def test_rework_sends_it_back_to_the_handler_and_is_counted(tree, worker, commun
     assert act(worker, iid, "resolve")["status"] == "resolved"
 
 
-def test_a_dissatisfied_call_back_reopens_the_case(tree, worker, community):
+def closed_case(worker, community, tree) -> int:
     iid = report(worker)["id"]
     act(community, iid, "accept")
     act(community, iid, "dispatch", assignee_id=tree["grid_worker"].id)
     act(worker, iid, "acknowledge")
     act(worker, iid, "resolve")
     act(community, iid, "verify")
-    assert act(community, iid, "callback", satisfaction=4)["status"] == "closed"
+    return iid
+
+
+def test_a_satisfied_call_back_keeps_the_case_closed_once(tree, worker, community):
+    iid = closed_case(worker, community, tree)
+    kept = act(community, iid, "callback", satisfaction=4)
+    assert kept["status"] == "closed" and kept["satisfaction"] == 4
+    assert act(community, iid, "callback", expect=409, satisfaction=1)["code"] == "incident.callback_done"
+
+
+def test_a_dissatisfied_call_back_reopens_the_case_with_a_fresh_deadline(tree, worker, community):
+    iid = closed_case(worker, community, tree)
+    due = community.get(f"/api/v1/incidents/{iid}").json()["due_at"]
     reopened = act(community, iid, "callback", satisfaction=1)
-    assert reopened["status"] == "rework" and reopened["reopen_count"] == 1 and reopened["satisfaction"] == 1
+    assert reopened["status"] == "rework" and reopened["reopen_count"] == 1
+    assert reopened["satisfaction"] is None and reopened["resolved_level"] is None
     assert [e["action"] for e in reopened["timeline"]][-2:] == ["callback", "reopen"]
+    assert reopened["timeline"][-2]["data"]["satisfaction"] == 1
+    assert reopened["due_at"] > due
+    assert reopened["tasks"][-1]["status"] == "acknowledged"
+
+
+def test_rework_goes_back_to_accepted_when_the_handler_no_longer_covers_the_cell(tree, worker, community):
+    iid = report(worker)["id"]
+    act(community, iid, "accept")
+    act(community, iid, "dispatch", assignee_id=tree["grid_worker"].id)
+    act(worker, iid, "acknowledge")
+    act(worker, iid, "resolve")
+    _db.session.rollback()
+    moved = _db.session.get(type(tree["grid_worker"]), tree["grid_worker"].id)
+    moved.region_id = tree["K2"].id
+    _db.session.commit()
+    reworked = act(community, iid, "rework", note="重新派遣")
+    assert reworked["status"] == "accepted" and reworked["tasks"][-1]["status"] == "done"
+
+
+def test_rework_needs_a_new_after_photo(tree, worker, community):
+    iid = report(worker, category="0101")["id"]
+    act(community, iid, "accept")
+    act(community, iid, "dispatch", assignee_id=tree["grid_worker"].id)
+    act(worker, iid, "acknowledge")
+    url = f"/api/v1/incidents/{iid}/photos"
+    worker.post(url, data={"kind": "after"}, files={"file": ("a.jpg", jpeg(colour=(1, 1, 1)), "image/jpeg")})
+    act(worker, iid, "resolve")
+    act(community, iid, "rework", note="未清理干净")
+    assert act(worker, iid, "resolve", expect=422)["code"] == "incident.after_photo_required"
+    worker.post(url, data={"kind": "after"}, files={"file": ("b.jpg", jpeg(colour=(2, 2, 2)), "image/jpeg")})
+    assert act(worker, iid, "resolve")["status"] == "resolved"
 
 
 def test_decline_returns_a_wrong_dispatch(tree, worker, community):
@@ -381,6 +461,21 @@ def test_an_extension_is_requested_by_the_handler_and_approved_above(tree, worke
     approved = act(community, iid, "approve_extension")
     assert approved["extension_count"] == 1 and approved["due_at"][:16] == until[:16]
     assert act(community, iid, "refuse_extension", expect=409)["code"] == "incident.no_pending_extension"
+
+
+def test_extensions_far_ahead_or_while_suspended_are_refused_and_end_with_the_task(tree, worker, community):
+    iid = report(worker)["id"]
+    act(community, iid, "accept")
+    act(community, iid, "dispatch", assignee_id=tree["grid_worker"].id)
+    error = act(worker, iid, "request_extension", expect=422, until="9999-12-31T23:59:59-01:00", note="很久")
+    assert error["code"] == "incident.invalid_extension"
+    soon = (datetime.now(timezone.utc) + timedelta(days=5)).isoformat()
+    act(worker, iid, "request_extension", until=soon, note="需要协调")
+    act(community, iid, "suspend", note="等待答复")
+    assert act(community, iid, "approve_extension", expect=409)["code"] == "incident.invalid_transition"
+    act(community, iid, "resume")
+    declined = act(worker, iid, "decline", note="不归我管")
+    assert [e["status"] for e in declined["extensions"]] == ["refused"]
 
 
 def test_merge_links_a_duplicate_and_its_reporter_follows_the_original(tree, worker, community, client_for):
@@ -436,14 +531,16 @@ def test_refused_transitions_and_actors(tree, worker, community, client_for):
 def test_a_stale_or_missing_version_changes_nothing(tree, worker, community):
     iid = report(worker)["id"]
     stale = community.get(f"/api/v1/incidents/{iid}").json()["version"]
-    act(community, iid, "comment", note="先看看", version=stale)
-    response = community.post(f"/api/v1/incidents/{iid}/actions/accept", json={"version": stale})
+    act(community, iid, "accept", version=stale)
+    response = community.post(f"/api/v1/incidents/{iid}/actions/suspend", json={"version": stale, "note": "等"})
     assert response.status_code == 409 and response.json()["code"] == "incident.version_conflict"
-    response = community.post(f"/api/v1/incidents/{iid}/actions/accept", json={})
+    response = community.post(f"/api/v1/incidents/{iid}/actions/suspend", json={"note": "等"})
     assert response.status_code == 428 and response.json()["code"] == "incident.version_required"
+    assert community.get(f"/api/v1/incidents/{iid}").json()["status"] == "accepted"
     fresh = community.get(f"/api/v1/incidents/{iid}")
-    ok = community.post(f"/api/v1/incidents/{iid}/actions/accept", json={}, headers={"If-Match": fresh.headers["ETag"]})
-    assert ok.status_code == 200 and ok.json()["status"] == "accepted"
+    ok = community.post(f"/api/v1/incidents/{iid}/actions/suspend", json={"note": "等"},
+                        headers={"If-Match": fresh.headers["ETag"]})
+    assert ok.status_code == 200 and ok.json()["status"] == "suspended"
 
 
 def test_two_supervisors_dispatching_at_once_one_wins(tree, worker, community, client_for):
@@ -472,10 +569,11 @@ def test_two_supervisors_dispatching_at_once_one_wins(tree, worker, community, c
     assert _db.session.scalar(select(func.count()).where(Task.incident_id == iid)) == 1
 
 
-def test_comments_need_no_version_and_anyone_who_sees_may_comment(tree, worker):
-    iid = report(worker)["id"]
-    response = worker.post(f"/api/v1/incidents/{iid}/actions/comment", json={"note": "补充：有人受伤"})
+def test_comments_need_no_version_and_make_no_new_version(tree, worker):
+    first = report(worker)
+    response = worker.post(f"/api/v1/incidents/{first['id']}/actions/comment", json={"note": "补充：有人受伤"})
     assert response.status_code == 200 and response.json()["timeline"][-1]["note"] == "补充：有人受伤"
+    assert response.json()["version"] == first["version"]
 
 
 # ---------------------------------------------------------------- disputes

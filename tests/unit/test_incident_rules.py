@@ -25,8 +25,8 @@ EXPECTED = {
 }
 SAME_STATE = {
     "request_extension": {"dispatched", "acknowledged", "in_progress", "rework"},
-    "approve_extension": {"dispatched", "acknowledged", "in_progress", "rework", "suspended"},
-    "refuse_extension": {"dispatched", "acknowledged", "in_progress", "rework", "suspended"},
+    "approve_extension": {"dispatched", "acknowledged", "in_progress", "rework"},
+    "refuse_extension": {"dispatched", "acknowledged", "in_progress", "rework"},
     "mediate": set(rules.OPEN_STATES),
     "callback": {"closed"},
     "comment": set(rules.STATES),
