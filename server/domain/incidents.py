@@ -11,6 +11,7 @@ Relations:
   the case's own level); administrators always;
 - ``handler``: the holder of the case's active task (the assigned worker, or any
   handler of the assigned department);
+- ``reporter``: who reported it (while they may still see it);
 - ``cell_worker``: the reporter, when a worker of the incident's grid cell (即报即处);
 - ``reader``: anyone who may see the incident.
 """
@@ -105,7 +106,7 @@ EXTENSION_STATES = ("pending", "approved", "refused")
 # Satisfaction call-back (回访): 1 (very dissatisfied) … 5 (very satisfied).
 DISSATISFIED_AT_MOST = 2
 
-SUPERVISOR, HANDLER, CELL_WORKER, READER = "supervisor", "handler", "cell_worker", "reader"
+SUPERVISOR, HANDLER, CELL_WORKER, REPORTER, READER = "supervisor", "handler", "cell_worker", "reporter", "reader"
 SAME = "=same"  # the action leaves the status as it is
 PREVIOUS = "=previous"  # back to the status before suspension
 
@@ -230,15 +231,24 @@ def relations(actor, target: IncidentTarget) -> frozenset[str]:
     if (actor.role == "department" and target.handler_department_id is not None
             and target.handler_department_id == actor.department_id):
         found.add(HANDLER)
-    if actor.user_id == target.reporter_id and actor.user_id in target.cell_worker_ids:
-        found.add(CELL_WORKER)
+    if READER in found and actor.user_id == target.reporter_id:
+        found.add(REPORTER)
+        if actor.user_id in target.cell_worker_ids:
+            found.add(CELL_WORKER)
     return frozenset(found)
 
 
+# What is not a transition but still depends on the relation to the incident.
+ADD_PHOTO = "add_photo"
+OTHER_RULES = {ADD_PHOTO: frozenset({SUPERVISOR, HANDLER, REPORTER})}
+
+
 def may(actor, action: str, target: IncidentTarget) -> bool:
-    """May ``actor`` take ``action`` on the incident (whatever its state)?"""
+    """May ``actor`` take ``action`` (a transition, or one of OTHER_RULES) on the
+    incident, whatever its state?"""
     rule = TRANSITIONS.get(action)
-    return rule is not None and bool(rule.who & relations(actor, target))
+    who = rule.who if rule is not None else OTHER_RULES.get(action, frozenset())
+    return bool(who & relations(actor, target))
 
 
 def available_actions(actor, target: IncidentTarget) -> list[str]:

@@ -22,10 +22,11 @@ from geo.geometry import from_db
 from server import imaging
 from server.domain import incidents as rules
 from server.domain.permissions import Actor
-from server.errors import Conflict, DomainError, Forbidden, NotFound, PayloadTooLarge
+from server.errors import Conflict, DomainError, NotFound, PayloadTooLarge
 from server.extensions import db
 from server.models import Incident, IncidentPhoto
 from server.models._base import utcnow
+from server.services.access import authorize_incident
 from server.storage import BlobNotFound, BlobStore, photo_key, store_from_config
 
 _GEOD = Geod(ellps="WGS84")
@@ -117,14 +118,20 @@ def record(actor: Actor, incident: Incident, photo: Prepared, lon: float, lat: f
     return row, True
 
 
-def _readable(actor: Actor, incident_id: int) -> tuple[Incident, frozenset[str]]:
+def _incident(actor: Actor, incident_id: int, action: str = rules.READER) -> Incident:
+    """The incident, if the actor may see it (404) and take ``action`` on it (403)."""
     from .incidents import incident_not_found, incident_target
 
     incident = db.session.get(Incident, incident_id)
-    mine = frozenset() if incident is None else rules.relations(actor, incident_target(incident))
-    if rules.READER not in mine:
+    if incident is None:
         raise incident_not_found()
-    return incident, mine
+    target = incident_target(incident)
+    if action == rules.READER:
+        if rules.READER not in rules.relations(actor, target):
+            raise incident_not_found()
+    else:
+        authorize_incident(actor, action, target, not_found=incident_not_found())
+    return incident
 
 
 def upload_photo(actor: Actor, incident_id: int, kind: str, data: bytes) -> tuple[IncidentPhoto, bool]:
@@ -132,9 +139,7 @@ def upload_photo(actor: Actor, incident_id: int, kind: str, data: bytes) -> tupl
     Returns the photo and whether it is new. Errors: incident.not_found, auth.forbidden,
     photo.incident_closed (409), photo.too_large (413), photo.unsupported_type (415), photo.corrupt,
     photo.too_many_pixels (422)."""
-    incident, mine = _readable(actor, incident_id)
-    if not (mine & {rules.SUPERVISOR, rules.HANDLER} or incident.reporter_id == actor.user_id):
-        raise Forbidden("auth.forbidden", "Only the reporter, the handler or a supervisor may add photos.")
+    incident = _incident(actor, incident_id, rules.ADD_PHOTO)
     if rules.is_closed(incident.status):
         raise Conflict("photo.incident_closed", "The incident is closed; it takes no more photos.")
     prepared = prepare([(kind, data)])[0]
@@ -162,7 +167,7 @@ class PhotoContent:
 def photo_content(actor: Actor, incident_id: int, photo_id: int) -> PhotoContent:
     """The image of a photo: the original for territory staff, the copy without
     metadata for everyone else. Errors: incident.not_found, photo.not_found."""
-    _readable(actor, incident_id)
+    _incident(actor, incident_id)
     photo = db.session.get(IncidentPhoto, photo_id)
     if photo is None or photo.incident_id != incident_id:
         raise NotFound("photo.not_found", "No such photo.")

@@ -143,8 +143,9 @@ def _scope(actor: Actor, kind: str, first: bool) -> list:
     if kind == "t":
         # any status once synced: a task cancelled or taken back must reach the phone
         conditions = [mine(actor)]
-        if first:
-            conditions.append(Task.status.in_(ACTIVE_TASK_STATES))
+        if first:  # active ones, and those ended lately (one cancelled between two pages included)
+            conditions.append(or_(Task.status.in_(ACTIVE_TASK_STATES),
+                                  Task.finished_at >= utcnow() - FIRST_SYNC_WINDOW))
         return conditions
     return []  # categories: the whole taxonomy, retired ones included (phones drop them)
 

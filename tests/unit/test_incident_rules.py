@@ -163,3 +163,11 @@ def test_only_workers_and_managers_report_and_only_in_their_scope():
     assert rules.may_report(ADMIN, "/99/")
     assert not rules.may_report(OTHER_COMMUNITY, CELL)
     assert not rules.may_report(DEPARTMENT, CELL)
+
+
+def test_reporter_handler_and_supervisors_add_photos_nobody_else():
+    assert rules.may(WORKER, rules.ADD_PHOTO, target())  # the reporter
+    assert rules.may(WORKER, rules.ADD_PHOTO, target(reporter_id=99, handler_user_id=5))  # the handler
+    assert rules.may(COMMUNITY, rules.ADD_PHOTO, target(reporter_id=99))
+    assert not rules.may(WORKER, rules.ADD_PHOTO, target(reporter_id=99))  # only a reader
+    assert not rules.may(OTHER_COMMUNITY, rules.ADD_PHOTO, target())
