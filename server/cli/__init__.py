@@ -1,12 +1,14 @@
-"""Flask commands: ``flask regions …``, ``flask users …``, ``flask categories …``, ``flask demo …``."""
+"""Flask commands: ``flask regions …``, ``flask users …``, ``flask categories …``, ``flask demo …``,
+``flask incidents …``."""
 from flask import Flask
 
 
 def register_cli(app: Flask) -> None:
     from .categories import categories_cli
     from .demo import demo_cli
+    from .incidents import incidents_cli
     from .regions import regions_cli
     from .users import users_cli
 
-    for group in (regions_cli, users_cli, categories_cli, demo_cli):
+    for group in (regions_cli, users_cli, categories_cli, demo_cli, incidents_cli):
         app.cli.add_command(group)

@@ -55,11 +55,12 @@ def _issue(session: AuthSession, user: User, refresh: str | None = None) -> Toke
     if refresh is None:
         refresh = secrets.token_urlsafe(32)
     db.session.add(RefreshToken(token_hash=_hash(refresh), session_id=session.id))
-    return TokenPair(access_token=_access_token(session, user), refresh_token=refresh,
+    return TokenPair(access_token=access_token_for(session, user), refresh_token=refresh,
                      expires_in=current_app.config["ACCESS_TOKEN_TTL"])
 
 
-def _access_token(session: AuthSession, user: User) -> str:
+def access_token_for(session: AuthSession, user: User) -> str:
+    """A signed access token of ``user`` bound to ``session`` (revoking the session ends it)."""
     now = utcnow()
     ttl = timedelta(seconds=current_app.config["ACCESS_TOKEN_TTL"])
     claims = {"sub": str(user.id), "sid": str(session.id), "iat": now, "exp": now + ttl, "typ": "access"}
@@ -134,7 +135,7 @@ def refresh(refresh_token: str) -> TokenPair:
         # as long as the successor itself has not been used yet.
         following = db.session.get(RefreshToken, _hash(successor))
         if following is not None and following.used_at is None and user.is_active:
-            return TokenPair(access_token=_access_token(session, user), refresh_token=successor,
+            return TokenPair(access_token=access_token_for(session, user), refresh_token=successor,
                              expires_in=current_app.config["ACCESS_TOKEN_TTL"])
     if token.used_at is not None:
         # A rotated token came back: someone holds a copy. End the whole session.

@@ -218,14 +218,24 @@ class Location:
 
 # The live cell at a point inside a scope; a point on a border shared by several cells
 # belongs to the one with the smallest code.
-_CELL_AT_POINT = """
+def cell_at_point_sql(lon: str = ":lon", lat: str = ":lat", scope: str | None = ":scope") -> str:
+    """The SQL selecting the live cell (``id``, ``path``) at a point, given as SQL expressions.
+
+    One predicate and one border rule (the smallest code wins) for every caller; ``scope``
+    None leaves out the subtree condition.
+    """
+    in_scope = f"AND path LIKE {scope} || '%'" if scope else ""
+    return f"""
     SELECT id, path FROM regions
     WHERE level = 'grid' AND retired_at IS NULL
-      AND ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
-      AND path LIKE :scope || '%'
+      AND ST_Intersects(geom, ST_SetSRID(ST_MakePoint({lon}, {lat}), 4326))
+      {in_scope}
     ORDER BY code
     LIMIT 1
 """
+
+
+_CELL_AT_POINT = cell_at_point_sql()
 _LOCATE_SQL = text(f"""
 WITH cell AS ({_CELL_AT_POINT})
 SELECT r.id, r.code, r.name, r.name_en, r.level
