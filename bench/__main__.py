@@ -1,7 +1,7 @@
-"""``python -m bench``: build (or reuse) NYC in the bench database, then measure locate
-through the API against its raw SQL in the same run, and write docs/BENCHMARKS.md.
+"""``python -m bench``: build (or reuse) NYC in the bench database, then measure locate and
+reporting through the API against their raw SQL in the same run, and write docs/BENCHMARKS.md.
 
-    python -m bench [--rebuild] [--duration 15] [--warmup 3] [--concurrency 1,4] ...
+    python -m bench [--only locate,report] [--rebuild] [--duration 15] [--warmup 3] [--concurrency 1,4] ...
 
 The database is ``BENCH_DATABASE_URL`` or the embedded cluster's ``fengqiao_bench``.
 """
@@ -16,7 +16,9 @@ from datetime import datetime, timezone
 from server import create_app
 from server.config import embedded_database_url
 
-from . import dataset, httpbench, machine, report, say, sqlbench
+from . import dataset, httpbench, machine, report, reportbench, say, sqlbench
+
+SECTIONS = ("locate", "report")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,9 +32,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     p.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread keeps connections alive)")
     p.add_argument("--threads", type=int, default=2, help="threads per gthread worker")
+    p.add_argument("--only", default=",".join(SECTIONS),
+                   help="comma-separated benchmarks to run (locate, report); the others' last results stay in the doc")
+    p.add_argument("--retry-share", type=float, default=0.05,
+                   help="report: share of requests that re-send an earlier report byte for byte (a client retry)")
     p.add_argument("--no-doc", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
     args = p.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    if not args.only or set(args.only) - set(SECTIONS):
+        p.error(f"--only takes a comma-separated list of {', '.join(SECTIONS)}")
+    if not 0 <= args.retry_share < 1:
+        p.error("--retry-share is a share: 0 ≤ s < 1")
     return args
 
 
@@ -42,15 +53,18 @@ def database_url() -> str:
     return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", url)
 
 
-def prepare(url: str, rebuild: bool) -> tuple[dataset.Dataset, tuple[str, str]]:
-    """Migrate, build or reuse NYC, and (re)set the bench administrator."""
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+def prepare(url: str, rebuild: bool, reports: bool):
+    """Migrate, build or reuse NYC, (re)set the bench administrator and, for the report
+    benchmark, its grid workers and report points; returns (app, dataset, credentials, fixtures)."""
+    # tokens the runner mints live as long as those of the bench's gunicorn (httpbench.gunicorn)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "ACCESS_TOKEN_TTL": 3600})
     with app.app_context():
         say("Migrating the bench database")
         dataset.migrate()
         data = dataset.ensure_dataset(rebuild)
         credentials = httpbench.ensure_admin(data.city_id)
-    return data, credentials
+        fixtures = dataset.ensure_report_fixtures(data.city_id) if reports else None
+    return app, data, credentials, fixtures
 
 
 def measure_locate(url: str, dsn: str, bbox, credentials, args) -> dict:
@@ -77,21 +91,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     url = database_url()
     dsn = sqlbench.conninfo(url)
-    data, credentials = prepare(url, args.rebuild)
+    app, data, credentials, fixtures = prepare(url, args.rebuild, "report" in args.only)
     sqlbench.vacuum_analyze(dsn)
-    load_before = os.getloadavg()[0]
-    locate = measure_locate(url, dsn, data.bbox, credentials, args)
-    results = {
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "reference_s": args.reference_seconds,
-                     "concurrency": args.concurrency},
-        "machine": {**machine.describe(dsn), "load_before": load_before, "load_after": os.getloadavg()[0]},
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results = report.carried_over(args.only)  # the last results of the benchmarks not run now
+    results.update({
+        "generated_at": now,
+        "machine": {**results.get("machine", {}), **machine.describe(dsn)},
         "dataset": {"cells": data.cells, "bbox": data.bbox, "cached": data.cached, "build": data.build},
-        "server": {"command": locate["server_command"], "workers": args.workers, "worker_class": args.worker_class,
-                   "threads": args.threads},
-        "raw": locate["raw"], "api": locate["api"], "floor": locate["floor"], "reference": locate["reference"],
-        "ratios": report.locate_ratios(locate["raw"], locate["api"]),
-    }
+    })
+    if "locate" in args.only:
+        load_before = os.getloadavg()[0]
+        locate = measure_locate(url, dsn, data.bbox, credentials, args)
+        results["machine"].update(load_before=load_before, load_after=os.getloadavg()[0])
+        results.update({
+            "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "reference_s": args.reference_seconds,
+                         "concurrency": args.concurrency},
+            "server": {"command": locate["server_command"], "workers": args.workers,
+                       "worker_class": args.worker_class, "threads": args.threads},
+            "raw": locate["raw"], "api": locate["api"], "floor": locate["floor"], "reference": locate["reference"],
+            "ratios": report.locate_ratios(locate["raw"], locate["api"]),
+            "locate_measured_at": now,
+        })
+    if "report" in args.only:
+        results["report"] = reportbench.measure(app, url, dsn, fixtures, args)
+        results["report"]["server"] = {"workers": args.workers, "worker_class": args.worker_class,
+                                       "threads": args.threads}
     report.write_json(results)
     if not args.no_doc:
         report.write_doc(results)

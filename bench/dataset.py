@@ -1,5 +1,7 @@
 """The bench territory: New York City as city > boroughs > community districts > census
-tracts, then unit grid cells of 10,000 m², built through the real service functions.
+tracts, then unit grid cells of 10,000 m², built through the real service functions;
+for the report benchmark, the standard categories, grid workers primary on cells spread
+over the city, and random points in their cells to report from.
 
 The build is slow (minutes) and cached: a bench database that already holds the NYC
 city and its cells is reused, and the timings of the build that made it are kept in
@@ -21,7 +23,9 @@ from server.cli.progress import progress_bar
 from server.config import PROJECT_ROOT
 from server.domain.permissions import SYSTEM
 from server.extensions import db
+from server.models import GridAssignment, User
 from server.services import territory_bulk
+from server.services.categories import seed_categories
 
 from . import OUT_DIR, say
 
@@ -152,3 +156,133 @@ def ensure_dataset(rebuild: bool) -> Dataset:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     BUILD_FILE.write_text(json.dumps(build, indent=1))
     return Dataset(city_id, cells, _cell_bbox(city_id), build, cached=False)
+
+
+# ------------------------------------------------------------------ report fixtures
+
+WORKER_PREFIX = "bench-worker-"
+WORKERS = 200
+POINTS_PER_WORKER = 20
+POINTS_TABLE = "bench_report_points"
+# Not an argon2 hash: no password signs these workers in. The runner mints their tokens.
+NO_PASSWORD = "!bench worker: tokens are minted by the runner"
+
+
+@dataclass
+class ReportFixtures:
+    """Grid workers of the bench and the points they report from (``bench_report_points``)."""
+
+    worker_ids: list[int]
+    points: int  # rows of bench_report_points, ids 1..points
+    categories: list[str]  # the leaf codes reported (those without required attributes)
+    cached: bool  # True when this run reused the workers and points of an earlier run
+
+
+def _bench_workers() -> dict[str, tuple[int, int | None]]:
+    """username → (user id, live cell it is primary on, or None)."""
+    rows = db.session.execute(text("""
+        SELECT u.username, u.id, g.id AS cell_id FROM users u
+        LEFT JOIN grid_assignments a ON a.user_id = u.id AND a.duty = 'primary'
+        LEFT JOIN regions g ON g.id = a.region_id AND g.retired_at IS NULL
+        WHERE u.username LIKE :prefix || '%' ORDER BY u.username
+    """), {"prefix": WORKER_PREFIX}).all()
+    return {r.username: (r.id, r.cell_id) for r in rows}
+
+
+def _ensure_workers(city_id: int, count: int) -> list[int]:
+    """``count`` active grid workers, each primary on one cell spread over the city, scoped to its community."""
+    existing = _bench_workers()
+    names = [f"{WORKER_PREFIX}{i:03d}" for i in range(1, count + 1)]
+    missing = [n for n in names if existing.get(n, (None, None))[1] is None]
+    if missing:
+        # Cells in a pseudo-random but stable order (md5 of the code), none already someone's primary.
+        cells = db.session.execute(text("""
+            SELECT g.id, g.parent_id FROM regions g JOIN regions c ON c.id = :city
+            WHERE g.level = 'grid' AND g.retired_at IS NULL AND g.path LIKE c.path || '%'
+              AND NOT EXISTS (SELECT 1 FROM grid_assignments a WHERE a.region_id = g.id AND a.duty = 'primary')
+            ORDER BY md5(g.code) LIMIT :n
+        """), {"city": city_id, "n": len(missing)}).all()
+        for name, cell in zip(missing, cells, strict=True):
+            user = db.session.get(User, existing[name][0]) if name in existing else None
+            if user is None:
+                user = User(username=name, display_name=f"Bench worker {name[len(WORKER_PREFIX):]}",
+                            role="grid_worker", region_id=cell.parent_id, password_hash=NO_PASSWORD)
+                db.session.add(user)
+                db.session.flush()
+            user.region_id, user.is_active = cell.parent_id, True
+            db.session.add(GridAssignment(user_id=user.id, region_id=cell.id, duty="primary"))
+        db.session.commit()
+    workers = _bench_workers()
+    return [workers[n][0] for n in names]
+
+
+def _report_categories() -> list[tuple[int, str, str, str]]:
+    """Live leaves a phone can report without extra attributes: (id, code, start level, priority)."""
+    rows = db.session.execute(text("""
+        SELECT id, code, start_level, default_priority FROM categories
+        WHERE parent_id IS NOT NULL AND retired_at IS NULL
+          AND NOT jsonb_path_exists(attributes, '$[*] ? (@.required == true)')
+        ORDER BY code
+    """)).all()
+    return [tuple(r) for r in rows]
+
+
+def _points_fit(worker_ids: list[int], expected: int) -> bool:
+    """The points table holds ``expected`` points, each in its worker's current primary cell."""
+    db.session.execute(text(f"""
+        CREATE TABLE IF NOT EXISTS {POINTS_TABLE} (
+            id int PRIMARY KEY, user_id int NOT NULL, cell_id int NOT NULL, scope text NOT NULL,
+            category_id int NOT NULL, category text NOT NULL, level text NOT NULL, priority text NOT NULL,
+            lon float8 NOT NULL, lat float8 NOT NULL)
+    """))
+    db.session.commit()
+    found = db.session.execute(text(f"""
+        SELECT count(*) AS total, count(a.user_id) AS placed FROM {POINTS_TABLE} p
+        LEFT JOIN grid_assignments a ON a.user_id = p.user_id AND a.region_id = p.cell_id AND a.duty = 'primary'
+                                    AND a.user_id = ANY(:ids)
+    """), {"ids": worker_ids}).one()
+    return found.total == found.placed == expected
+
+
+def _generate_points(worker_ids: list[int], per_worker: int, categories: list) -> None:
+    """Random points in each worker's primary cell (ST_GeneratePoints, seeded by the worker id),
+    each with a category drawn from ``categories`` by a hash of the point: the same on every build."""
+    db.session.execute(text(f"TRUNCATE {POINTS_TABLE}"))
+    db.session.execute(text(f"""
+        INSERT INTO {POINTS_TABLE} (id, user_id, cell_id, scope, category_id, category, level, priority, lon, lat)
+        SELECT row_number() OVER (ORDER BY u.id, d.path), u.id, g.id, s.path,
+               c.id, c.code, c.start_level, c.default_priority, ST_X(d.geom), ST_Y(d.geom)
+        FROM users u
+        JOIN regions s ON s.id = u.region_id
+        JOIN grid_assignments a ON a.user_id = u.id AND a.duty = 'primary'
+        JOIN regions g ON g.id = a.region_id
+        CROSS JOIN LATERAL ST_Dump(ST_GeneratePoints(g.geom, :k, u.id)) d
+        JOIN LATERAL (SELECT * FROM unnest(CAST(:cat_ids AS int[]), CAST(:codes AS text[]),
+                                           CAST(:levels AS text[]), CAST(:priorities AS text[]))
+                      WITH ORDINALITY AS x(id, code, start_level, default_priority, n)
+                      WHERE x.n = 1 + abs(hashtext(u.id || ':' || d.path[1])) % :ncat) c ON true
+        WHERE u.id = ANY(:ids)
+    """), {"k": per_worker, "ids": worker_ids, "ncat": len(categories),
+           "cat_ids": [c[0] for c in categories], "codes": [c[1] for c in categories],
+           "levels": [c[2] for c in categories], "priorities": [c[3] for c in categories]})
+    db.session.commit()
+
+
+def ensure_report_fixtures(city_id: int, workers: int = WORKERS, per_worker: int = POINTS_PER_WORKER
+                           ) -> ReportFixtures:
+    """Seed the categories, the bench's grid workers and their report points; reuse what fits."""
+    seed_categories()  # idempotent: upserts by code
+    worker_ids = _ensure_workers(city_id, workers)
+    categories = _report_categories()
+    expected = workers * per_worker
+    cached = _points_fit(worker_ids, expected)
+    if cached:
+        say(f"Reusing {workers} bench grid workers and their {expected} report points")
+    else:
+        say(f"Generating {expected} report points in the cells of {workers} bench grid workers")
+        _generate_points(worker_ids, per_worker, categories)
+        for table in (POINTS_TABLE, "users", "grid_assignments", "categories"):
+            db.session.execute(text(f"ANALYZE {table}"))
+        db.session.commit()
+    codes = [c[1] for c in categories]
+    return ReportFixtures(worker_ids=worker_ids, points=expected, categories=codes, cached=cached)

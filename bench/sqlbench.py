@@ -62,9 +62,12 @@ def pgbench_script(bbox: tuple[float, float, float, float]) -> str:
             f"{locate_sql()};\n")
 
 
-def _pgbench_command(dsn: str, script: Path, concurrency: int, seconds: int, log_prefix: Path | None) -> list[str]:
+def _pgbench_command(dsn: str, script: Path, concurrency: int, seconds: int, log_prefix: Path | None,
+                     defines: dict) -> list[str]:
     command = [str(PGBENCH), "-n", "-M", "prepared", "-c", str(concurrency), "-j", str(concurrency),
-               "-T", str(seconds), "-f", str(script), "-D", f"scope={ADMIN_SCOPE}"]
+               "-T", str(seconds), "-f", str(script)]
+    for name, value in defines.items():
+        command += ["-D", f"{name}={value}"]
     if log_prefix is not None:
         command += ["-l", f"--log-prefix={log_prefix}"]
     return command + [dsn]
@@ -86,16 +89,26 @@ def _pgbench_counts(output: str) -> tuple[float, int]:
     return duration, int(failed.group(1)) if failed else 0
 
 
-def run_pgbench(dsn: str, bbox, concurrency: int, seconds: int, warmup: int) -> RunResult:
-    """Warm up, then run pgbench for ``seconds`` at ``concurrency`` clients (one thread each)."""
-    work = OUT_DIR / f"pgbench-c{concurrency}"  # the script, the report; the logs while parsed
+def run_pgbench_script(dsn: str, name: str, script_text: str, concurrency: int, seconds: int, warmup: int,
+                       defines: dict | None = None, before_measure=None) -> RunResult:
+    """Warm up, call ``before_measure()`` (if any), then run pgbench for ``seconds`` at
+    ``concurrency`` clients (one thread each) on the script ``script_text``.
+
+    The script, pgbench's report and (while they are parsed) its per-transaction logs go to
+    ``bench/out/pgbench-{name}-c{concurrency}/`` (``pgbench-c{concurrency}`` for locate).
+    """
+    work = OUT_DIR / (f"pgbench-c{concurrency}" if name == "locate" else f"pgbench-{name}-c{concurrency}")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    script = work / "locate.sql"
-    script.write_text(pgbench_script(bbox))
+    script = work / f"{name}.sql"
+    script.write_text(script_text)
+    defines = defines or {}
     if warmup:
-        subprocess.run(_pgbench_command(dsn, script, concurrency, warmup, None), check=True, capture_output=True)
-    command = _pgbench_command(dsn, script, concurrency, seconds, work / "pgbench_log")
+        subprocess.run(_pgbench_command(dsn, script, concurrency, warmup, None, defines), check=True,
+                       capture_output=True)
+    if before_measure is not None:
+        before_measure()
+    command = _pgbench_command(dsn, script, concurrency, seconds, work / "pgbench_log", defines)
     shown = " ".join(command[:-1]).replace(str(OUT_DIR), "bench/out") + " $DSN"
     say(f"  {shown}")
     done = subprocess.run(command, check=True, capture_output=True, text=True)
@@ -105,6 +118,12 @@ def run_pgbench(dsn: str, bbox, concurrency: int, seconds: int, warmup: int) -> 
     for log in work.glob("pgbench_log*"):
         log.unlink()
     return summarise("pgbench", concurrency, duration, latencies, errors=failed, command=shown)
+
+
+def run_pgbench(dsn: str, bbox, concurrency: int, seconds: int, warmup: int) -> RunResult:
+    """The locate statement: warm up, then run pgbench for ``seconds`` at ``concurrency`` clients."""
+    return run_pgbench_script(dsn, "locate", pgbench_script(bbox), concurrency, seconds, warmup,
+                              {"scope": ADMIN_SCOPE})
 
 
 # ------------------------------------------------------------------ psycopg reference
