@@ -109,7 +109,7 @@ class MediationSchema(Schema):
     version = VERSION
 
     def _sessions(self, mediation):
-        return MediationSessionSchema(many=True).dump(mediation.sessions)
+        return _SESSIONS.dump(mediation.sessions)
 
 
 class MediationSessionSchema(Schema):
@@ -272,8 +272,13 @@ class IncidentDetailSchema(IncidentSchema):
         return {"name": mask_name(view.contact_name), "phone": mask_phone(view.contact_phone)}
 
     def _photos(self, view):
-        schema = PhotoSchema if view.sees_originals else PublicPhotoSchema
-        return schema(many=True).dump(view.photos)
+        return (_PHOTOS if view.sees_originals else _PUBLIC_PHOTOS).dump(view.photos)
+
+
+# Schemas are built once: marshmallow copies every declared field when one is made.
+_SESSIONS = MediationSessionSchema(many=True)
+_PHOTOS = PhotoSchema(many=True)
+_PUBLIC_PHOTOS = PublicPhotoSchema(many=True)
 
 
 # ---------------------------------------------------------------- lists

@@ -12,6 +12,10 @@ from flask import Flask, g, request
 from .config import PROJECT_ROOT, load_config
 from .errors import UnsupportedMediaType, register_error_handlers
 from .services.auth import actor_cache
+
+# Writes here cannot sign anyone out or change a user, role, scope or department: they keep
+# the actor cache (a phone reporting all day is not checked against the database each time).
+ACTOR_NEUTRAL_BLUEPRINTS = frozenset({"incidents", "categories"})
 from . import extensions
 
 JSON_TYPES = ("application/json", "application/geo+json")
@@ -61,8 +65,8 @@ def _install_request_hooks(app: Flask) -> None:
 
     @app.after_request
     def log_request(response):
-        if request.method not in ("GET", "HEAD"):
-            # a write may have signed someone out or changed a role: forget cached actors
+        if request.method not in ("GET", "HEAD") and request.blueprint not in ACTOR_NEUTRAL_BLUEPRINTS:
+            # a write may have signed someone out or changed a role or scope: forget cached actors
             actor_cache.clear()
         response.headers["X-Request-Id"] = g.get("request_id", "")
         actor = g.get("actor")

@@ -133,7 +133,9 @@ class Incident(db.Model):
     region: Mapped[Region] = relationship(lazy="joined", innerjoin=True)
     reporter: Mapped[User | None] = relationship(lazy="joined")
 
-    __mapper_args__ = {"version_id_col": version}
+    # eager_defaults: an INSERT returns the server defaults (counters, attributes) instead of
+    # leaving them to be loaded by another query when first read
+    __mapper_args__ = {"version_id_col": version, "eager_defaults": True}
     __table_args__ = (
         CheckConstraint(in_list("status", STATES), name="status"),
         CheckConstraint(in_list("level", LEVELS), name="level"),

@@ -166,9 +166,10 @@ class _ActorCache:
 
     A phone sends the same token with every request; verifying its signature and
     loading the actor again each time costs a database round trip. Entries live
-    ``ACTOR_CACHE_SECONDS`` (never past the token's expiry). Any write request in this
-    process empties the cache, so sign-out, deactivation and role changes apply at once
-    here and within that many seconds in the other processes.
+    ``ACTOR_CACHE_SECONDS`` (never past the token's expiry). A write request in this
+    process empties the cache (except those of ``ACTOR_NEUTRAL_BLUEPRINTS``, which cannot
+    change an actor), so sign-out, deactivation and role changes apply at once here and
+    within that many seconds in the other processes.
     """
 
     MAX_ENTRIES = 10_000

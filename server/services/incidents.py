@@ -38,7 +38,6 @@ from server.models import (
     IncidentPhoto,
     Mediation,
     MediationSession,
-    Region,
     Task,
     User,
 )
@@ -85,6 +84,11 @@ class IncidentView:
     def __getattr__(self, name):
         return getattr(self.incident, name)
 
+    @property
+    def region(self) -> dict:
+        """The incident's grid cell: the chain's last region."""
+        return self.chain[-1]
+
 
 def incident_target(incident: Incident) -> rules.IncidentTarget:
     """What the rules need to know about ``incident``: its place, state and people."""
@@ -109,11 +113,9 @@ def _active_task(incident_id: int) -> Task | None:
 def _view(actor: Actor, incident: Incident, target: rules.IncidentTarget | None = None) -> IncidentView:
     target = target or incident_target(incident)
     mine = rules.relations(actor, target)
-    ids = [int(part) for part in incident.region_path.strip("/").split("/")]
-    chain = db.session.scalars(select(Region).where(Region.id.in_(ids)).order_by(func.length(Region.path))).all()
     return IncidentView(
         incident=incident,
-        chain=list(chain),
+        chain=regions.chain_of(incident.region_path),
         timeline=list(db.session.scalars(
             select(IncidentEvent).where(IncidentEvent.incident_id == incident.id).order_by(IncidentEvent.id))),
         tasks=list(db.session.scalars(select(Task).where(Task.incident_id == incident.id).order_by(Task.id))),
@@ -130,11 +132,14 @@ def _view(actor: Actor, incident: Incident, target: rules.IncidentTarget | None 
     )
 
 
-def _offered(actor: Actor, incident: Incident, target: rules.IncidentTarget) -> list[str]:
+def _offered(actor: Actor, incident: Incident, target: rules.IncidentTarget,
+             pending_extension: bool | None = None) -> list[str]:
     """The actions to offer as buttons: the table's, less those with nothing to act on."""
     offered = []
-    pending = db.session.scalar(select(Extension.id).where(
-        Extension.incident_id == incident.id, Extension.status == "pending")) is not None
+    pending = pending_extension
+    if pending is None:
+        pending = db.session.scalar(select(Extension.id).where(
+            Extension.incident_id == incident.id, Extension.status == "pending")) is not None
     for action in rules.available_actions(actor, target):
         if action in ("approve_extension", "refuse_extension") and not pending:
             continue
@@ -179,17 +184,27 @@ def _request_hash(data: dict, files: list[tuple[str, bytes]]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _replay(actor: Actor, keys: list[str], request_hash: str, client_uuid) -> dict | None:
-    """The first answer stored under one of ``keys``; None when this report is new.
-    Raises idempotency.key_reused when a key (or the client UUID) belongs to another report."""
+def _replay(actor: Actor, keys: list[str], request_hash: str) -> dict | None:
+    """The first answer stored under one of ``keys`` (this actor's); None when there is none.
+    Raises idempotency.key_reused when a key belongs to another report."""
     if not keys:
         return None
-    rows = db.session.scalars(select(IdempotencyKey).where(
+    rows = db.session.execute(select(IdempotencyKey.request_hash, IdempotencyKey.response).where(
         IdempotencyKey.user_id == actor.user_id, IdempotencyKey.key.in_(keys))).all()
     if rows:
         if any(row.request_hash != request_hash for row in rows):
             raise _key_reused()
         return rows[0].response
+    return None
+
+
+def _replay_after_conflict(actor: Actor, keys: list[str], request_hash: str, client_uuid) -> dict | None:
+    """After a unique violation: the answer of the report holding the key or client UUID
+    when it is this actor's same report; None when neither explains the violation.
+    Errors: idempotency.key_reused."""
+    replay = _replay(actor, keys, request_hash)
+    if replay is not None:
+        return replay
     if client_uuid is not None and db.session.scalar(
             select(Incident.id).where(Incident.client_uuid == client_uuid)) is not None:
         raise _key_reused()  # someone else's report (or one made before keys were kept)
@@ -209,7 +224,8 @@ def _live_leaf(code: str) -> Category:
     return category
 
 
-def _locate_cell(actor: Actor, location: dict, crs: str) -> tuple[int, str, float, float]:
+def _locate_cell(actor: Actor, location: dict, crs: str) -> tuple:
+    """The cell at the report's location (``id``, ``path``, ``workers``) and the WGS84 point."""
     lon, lat = location["coordinates"]
     try:
         parse_point(lon, lat)
@@ -221,7 +237,7 @@ def _locate_cell(actor: Actor, location: dict, crs: str) -> tuple[int, str, floa
     if row is None:
         raise InvalidInput("incident.outside_grid", "The location is not inside any grid cell of your area.",
                            errors={"location": ["Outside every grid cell you cover."]})
-    return row.id, row.path, lon, lat
+    return row, lon, lat
 
 
 def _due_at(category: Category, level: str, start: datetime) -> datetime:
@@ -242,7 +258,7 @@ def report_incident(actor: Actor, data: dict, files: list[tuple[str, bytes]], he
     """
     keys = _idempotency_keys(data, header_key)
     request_hash = _request_hash(data, files)
-    replay = _replay(actor, keys, request_hash, data.get("client_uuid"))
+    replay = _replay(actor, keys, request_hash)
     if replay is not None:
         return replay, True
 
@@ -261,14 +277,14 @@ def report_incident(actor: Actor, data: dict, files: list[tuple[str, bytes]], he
     if occurred_at < now - MAX_REPORT_AGE:
         raise InvalidInput("incident.occurred_too_long_ago", "occurred_at is more than 90 days ago.",
                            errors={"occurred_at": ["More than 90 days ago."]})
-    cell_id, cell_path, lon, lat = _locate_cell(actor, data["location"], data["crs"])
-    if not rules.may_report(actor, cell_path):
+    cell, lon, lat = _locate_cell(actor, data["location"], data["crs"])
+    if not rules.may_report(actor, cell.path):
         raise Forbidden("auth.forbidden", "You may not report incidents here.")
     if data["resolve_on_spot"]:
         if not any(kind == "after" for kind, _ in files):
             raise InvalidInput("incident.after_photo_required",
                                "Resolving on the spot needs an 'after' photo.", errors={"after": ["Required."]})
-        if db.session.get(GridAssignment, (actor.user_id, cell_id)) is None:
+        if actor.user_id not in cell.workers:
             raise Forbidden("auth.forbidden", "Only a worker of this grid cell may resolve on the spot.")
 
     if len(files) > MAX_REPORT_PHOTOS:
@@ -277,7 +293,7 @@ def report_incident(actor: Actor, data: dict, files: list[tuple[str, bytes]], he
     contact = data.get("contact") or {}
     incident = Incident(
         client_uuid=data.get("client_uuid") or uuid.uuid4(), category_id=category.id, status="reported",
-        level=category.start_level, region_id=cell_id, region_path=cell_path, geom=to_db(parse_point(lon, lat)),
+        level=category.start_level, region_id=cell.id, region_path=cell.path, geom=to_db(parse_point(lon, lat)),
         address=data.get("address"), description=data["description"],
         priority=data["priority"] or category.default_priority, source=data["source"], attributes=attributes,
         reporter_id=actor.user_id or None, contact_name=contact.get("name"), contact_phone=contact.get("phone"),
@@ -285,26 +301,26 @@ def report_incident(actor: Actor, data: dict, files: list[tuple[str, bytes]], he
     )
     try:
         db.session.add(incident)
-        db.session.flush()
-        _event(incident, actor, "report", None, note=None, at=now)
+        db.session.flush()  # the client_uuid of a retry (or of someone else's report) stops here
+        timeline = [_event(incident, actor, "report", None, note=None, at=now)]
         if actor.user_id:
             db.session.add(IncidentFollower(incident_id=incident.id, user_id=actor.user_id))
-        for photo in prepared:
-            photos.record(actor, incident, photo, lon, lat)
+        stored = [photos.record(actor, incident, photo, lon, lat)[0] for photo in prepared]
         if data["resolve_on_spot"]:
             _resolve(incident, on_spot=True, now=now)
-            _event(incident, actor, "resolve_on_spot", "reported", note=data.get("resolution_note"), at=now)
+            timeline.append(_event(incident, actor, "resolve_on_spot", "reported",
+                                   note=data.get("resolution_note"), at=now))
         db.session.flush()
-        db.session.refresh(incident)
-        body = render(_view(actor, incident))
+        body = render(_fresh_view(actor, incident, cell, timeline, stored))
         for key in keys:
             db.session.add(IdempotencyKey(user_id=actor.user_id, key=key, request_hash=request_hash,
                                           incident_id=incident.id, response=body))
         db.session.commit()
     except IntegrityError:
-        # A concurrent duplicate won the race on client_uuid or a key: answer as it did.
+        # A retry, or a concurrent duplicate that won the race on client_uuid or a key:
+        # answer as the first one was answered.
         db.session.rollback()
-        replay = _replay(actor, keys, request_hash, data.get("client_uuid"))
+        replay = _replay_after_conflict(actor, keys, request_hash, data.get("client_uuid"))
         if replay is None:
             raise
         return replay, True
@@ -314,15 +330,42 @@ def report_incident(actor: Actor, data: dict, files: list[tuple[str, bytes]], he
     return body, False
 
 
+def _fresh_view(actor: Actor, incident: Incident, cell, timeline: list[IncidentEvent],
+                stored_photos: list[IncidentPhoto]) -> IncidentView:
+    """The view of an incident reported in this transaction, from what was just written.
+
+    It equals what ``get_incident`` would show (tests hold the two equal): a new report has
+    no task, extension or mediation yet, its reporter as its one follower, and the people of
+    its cell as they were when it was located.
+    """
+    target = rules.IncidentTarget(
+        scope_path=incident.region_path, level=incident.level, status=incident.status,
+        reporter_id=incident.reporter_id, cell_worker_ids=frozenset(cell.workers),
+        handler_user_id=None, handler_department_id=None, department_ids=frozenset())
+    return IncidentView(
+        incident=incident, chain=cell.chain, timeline=timeline, photos=sorted(stored_photos, key=_by_id),
+        followers_count=1 if incident.reporter_id else 0,
+        actions=_offered(actor, incident, target, pending_extension=False),
+        show_contact=rules.SUPERVISOR in rules.relations(actor, target),
+        sees_originals=actor.role != "department",
+    )
+
+
+def _by_id(row) -> int:
+    return row.id
+
+
 # ---------------------------------------------------------------- the closed loop
 
 def _event(incident: Incident, actor: Actor, action: str, from_status: str | None, *, note: str | None,
-           at: datetime, from_level: str | None = None, data: dict | None = None) -> None:
-    db.session.add(IncidentEvent(
+           at: datetime, from_level: str | None = None, data: dict | None = None) -> IncidentEvent:
+    event = IncidentEvent(
         incident_id=incident.id, at=at, actor_id=actor.user_id or None, action=action, from_status=from_status,
         to_status=incident.status, from_level=from_level or (incident.level if from_status else None),
         to_level=incident.level, note=note, data=data or {},
-    ))
+    )
+    db.session.add(event)
+    return event
 
 
 def _resolve(incident: Incident, *, on_spot: bool, now: datetime) -> None:

@@ -242,12 +242,32 @@ SELECT r.id, r.code, r.name, r.name_en, r.level
 FROM cell JOIN regions r ON r.id = ANY (string_to_array(trim(BOTH '/' FROM cell.path), '/')::int[])
 ORDER BY length(r.path)
 """)
-_CELL_SQL = text(_CELL_AT_POINT)
+# The regions of a path from the city down, as region references (id, code, names, level).
+_CHAIN_OF = """
+    SELECT coalesce(json_agg(json_build_object('id', r.id, 'code', r.code, 'name', r.name,
+                                               'name_en', r.name_en, 'level', r.level)
+                             ORDER BY length(r.path)), '[]')
+    FROM regions r WHERE r.id = ANY (string_to_array(trim(BOTH '/' FROM {path}), '/')::int[])
+"""
+_CHAIN_SQL = text(f"SELECT ({_CHAIN_OF.format(path=':path')}) AS chain")
+_CELL_SQL = text(f"""
+SELECT cell.id, cell.path,
+       ARRAY(SELECT user_id FROM grid_assignments WHERE region_id = cell.id) AS workers,
+       ({_CHAIN_OF.format(path='cell.path')}) AS chain
+FROM ({_CELL_AT_POINT}) cell
+""")
 
 
 def cell_at(lon: float, lat: float, scope: str):
-    """The live grid cell (``id``, ``path``) at a WGS84 point inside the subtree ``scope``, or None."""
+    """The live grid cell at a WGS84 point inside the subtree ``scope``, or None: its
+    ``id``, ``path``, ``workers`` (the user ids assigned to it, primary or backup) and
+    ``chain`` (as ``chain_of``)."""
     return db.session.execute(_CELL_SQL, {"lon": lon, "lat": lat, "scope": scope}).one_or_none()
+
+
+def chain_of(path: str) -> list[dict]:
+    """The regions on ``path`` from the city down, as dicts (id, code, name, name_en, level)."""
+    return db.session.execute(_CHAIN_SQL, {"path": path}).scalar_one()
 
 
 def locate(actor: Actor, lon: float, lat: float, crs: str = "wgs84") -> Location:

@@ -87,6 +87,25 @@ def test_a_report_finds_its_cell_and_chain_and_starts_the_timeline(tree, worker)
     assert incident["actions"] == ["resolve_on_spot", "comment"]  # the reporter works this cell
 
 
+@pytest.mark.parametrize("who, overrides, photos", [
+    ("grid_worker", {}, {}),
+    ("grid_worker", {"category": "0101", "resolve_on_spot": True, "resolution_note": "已清理"},
+     {"before": "before", "after": "after"}),
+    ("community", {"contact": {"name": "王小明", "phone": "13812345678"}}, {"report": "report"}),
+    ("community", {"category": "0601", "attributes": {"parties_count": 2, "dispute_type": "noise"}}, {}),
+])
+def test_the_answer_to_a_report_is_what_reading_it_shows(tree, client_for, who, overrides, photos):
+    """The report's answer is made from what was just written: it must equal a fresh read."""
+    client = client_for(tree[who])
+    images = {kind: jpeg(colour=(i, 2, 3), lon=IN_G1[0], lat=IN_G1[1]) for i, kind in enumerate(photos)}
+    response = multipart(client, body(**overrides), images)
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert len(answer["photos"]) == len(photos)
+    assert ("mediate" in answer["actions"]) == (overrides.get("category") == "0601")  # a dispute's supervisor
+    assert answer == client.get(f"/api/v1/incidents/{answer['id']}").json()
+
+
 def test_the_category_start_level_and_default_priority_apply(tree, worker):
     incident = report(worker, category="0501", description="燃气味很重")
     assert incident["level"] == "street" and incident["priority"] == "urgent"
