@@ -7,6 +7,9 @@
 --   a client retrying after a lost answer, which must be answered as a replay.
 -- Run it with as many threads as connections (-t C -c C): each thread then has one request
 -- in flight, so every answer is matched to the request it answers.
+-- wrk calls request() once more on the first thread before the run, to check the script, and
+-- never sends that request: so a request is counted and becomes retryable only once it is
+-- answered, and the one still in flight when the run stops is counted as possibly sent.
 -- done() prints one JSON line: duration, requests, transport errors, latency (µs), fresh and
 -- retried requests sent, answers created / replayed / other, and mismatches.
 
@@ -27,33 +30,43 @@ function init(args)
   created, replayed, other = 0, 0, 0
   fresh_replayed, retry_created = 0, 0
   history, history_size, next_slot = {}, 0, 1
-  pending = nil
+  pending, current, awaiting = nil, nil, false
   first_error = ""
 end
 
+local function remember(req)
+  history[next_slot] = req
+  next_slot = next_slot % HISTORY + 1
+  history_size = math.min(history_size + 1, HISTORY)
+end
+
 function request()
+  awaiting = true
   if history_size > 0 and math.random() < retry_share then
     pending = "retry"
-    retries = retries + 1
-    return history[math.random(history_size)]
+    current = history[math.random(history_size)]
+    return current
   end
   counter = counter + 1
-  fresh = fresh + 1
   local p = points[math.random(#points)]
   local body = string.format(
     '{"client_uuid":"%08x-%04x-4000-8000-%012x","category":"%s","description":"bench report %d/%d",'
     .. '"location":{"type":"Point","coordinates":[%s,%s]},"occurred_at":"%s","source":"phone"}',
     run, id, counter, p[4], id, counter, p[1], p[2], os.date("!%Y-%m-%dT%H:%M:%S+00:00"))
   local headers = { ["Authorization"] = "Bearer " .. tokens[p[3]], ["Content-Type"] = "application/json" }
-  local req = wrk.format("POST", wrk.path, headers, body)
-  history[next_slot] = req
-  next_slot = next_slot % HISTORY + 1
-  history_size = math.min(history_size + 1, HISTORY)
   pending = "fresh"
-  return req
+  current = wrk.format("POST", wrk.path, headers, body)
+  return current
 end
 
 function response(status, headers, body)
+  awaiting = false
+  if pending == "fresh" then
+    fresh = fresh + 1
+    remember(current)
+  else
+    retries = retries + 1
+  end
   if status == 201 then
     local replay = (headers["Idempotent-Replayed"] or headers["idempotent-replayed"]) == "true"
     if replay then
@@ -79,6 +92,8 @@ function done(summary, latency, requests)
     for key, _ in pairs(sums) do
       sums[key] = sums[key] + thread:get(key)
     end
+    -- a fresh report in flight at the stop may have been stored: count it as sent
+    if thread:get("awaiting") and thread:get("pending") == "fresh" then sums.fresh = sums.fresh + 1 end
     if first == "" then first = thread:get("first_error") end
   end
   local e = summary.errors

@@ -181,7 +181,8 @@ def _report_section(r: dict) -> list[str]:
                        f"{t['errors']} ({'yes' if c['errors'] else '**no**'})",
                        f"{t['duplicates']} ({'yes' if c['duplicates'] else '**no**'})", ratio,
                        "yes" if t["met"] else "**no**"])
-    checks_by_api = [f"{a['fresh']:,} fresh reports and {a['retries']:,} retries sent at C={a['concurrency']}: "
+    checks_by_api = [f"{a['fresh']:,} fresh reports sent (with any in flight at the stop) and {a['retries']:,} "
+                     f"retries answered at C={a['concurrency']}: "
                      f"{a['created']:,} answered 201 new, {a['replayed']:,} answered 201 "
                      f"`Idempotent-Replayed`; {a['stored']['incidents']:,} incidents stored with "
                      f"{a['stored']['distinct_client_uuids']:,} distinct client UUIDs, "
