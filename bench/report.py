@@ -188,7 +188,10 @@ def _report_section(r: dict) -> list[str]:
                      f"{a['stored']['distinct_client_uuids']:,} distinct client UUIDs, "
                      f"{a['stored']['report_events']:,} report events and {a['stored']['idempotency_keys']:,} "
                      f"idempotency keys; fresh answered as replays: {a['fresh_replayed']}, retries answered as new: "
-                     f"{a['retry_created']}." + (f" First error: `{a['first_error']}`." if a["first_error"] else "")
+                     f"{a['retry_created']}."
+                     + (f" {a['stored']['earlier_run']} warm-up reports in flight at the reset were stored after it"
+                        " (not this run's, not counted)." if a["stored"].get("earlier_run") else "")
+                     + (f" First error: `{a['first_error']}`." if a["first_error"] else "")
                      for a in r["api"]]
     s, server = r["settings"], r["server"]
     when = f" (measured {r['measured_at']})"

@@ -66,27 +66,38 @@ def reset_incidents(dsn: str) -> None:
                     raise
 
 
-def stored_counts(dsn: str, settle_s: float = 10) -> dict:
+def stored_counts(dsn: str, run_id: int | None = None, settle_s: float = 10) -> dict:
     """What the database holds after a run: incidents, distinct client UUIDs, report events, keys.
 
-    One statement (one snapshot), once no other session is inside a transaction, repeated
-    until two readings half a second apart agree.
+    With ``run_id`` (report.lua's client UUIDs start with it in hex), only the run's own
+    incidents are counted; ``earlier_run`` counts the others: reports of the warm-up still
+    in flight when the incidents were emptied, stored just after. One statement (one
+    snapshot), once no other session is inside a transaction, repeated until two readings
+    half a second apart agree.
     """
-    query = """SELECT (SELECT count(*) FROM incidents), (SELECT count(DISTINCT client_uuid) FROM incidents),
-                      (SELECT count(*) FROM incident_events WHERE action = 'report'),
-                      (SELECT count(*) FROM idempotency_keys)"""
+    def mine(alias: str) -> str:
+        return f"{alias}.client_uuid::text LIKE %(prefix)s" if run_id is not None else "true"
+
+    query = f"""
+        SELECT count(*) FILTER (WHERE {mine('n')}), count(DISTINCT client_uuid) FILTER (WHERE {mine('n')}),
+               count(*) FILTER (WHERE NOT {mine('n')}),
+               (SELECT count(*) FROM incident_events e JOIN incidents i ON i.id = e.incident_id
+                WHERE e.action = 'report' AND {mine('i')}),
+               (SELECT count(*) FROM idempotency_keys k JOIN incidents i ON i.id = k.incident_id WHERE {mine('i')})
+        FROM incidents n"""
+    params = {"prefix": f"{run_id:08x}-%"} if run_id is not None else {}
     deadline = time.monotonic() + settle_s
     with psycopg.connect(dsn, autocommit=True) as conn:
         _settle(conn, settle_s)
-        counts = conn.execute(query).fetchone()
+        counts = conn.execute(query, params).fetchone()
         while time.monotonic() < deadline:
             time.sleep(0.5)
-            again, counts = counts, conn.execute(query).fetchone()
+            again, counts = counts, conn.execute(query, params).fetchone()
             if again == counts:
                 break
-    incidents, uuids, events, keys = counts
+    incidents, uuids, earlier, events, keys = counts
     return {"incidents": incidents, "distinct_client_uuids": uuids, "report_events": events,
-            "idempotency_keys": keys}
+            "idempotency_keys": keys, "earlier_run": earlier}
 
 
 def _sql_one_line(statement: str) -> str:
@@ -170,7 +181,7 @@ def run_wrk(app: Flask, dsn: str, base_url: str, fixtures: ReportFixtures, concu
         say(f"  {shown}")
         done, summary = _run_wrk(command)
         (OUT_DIR / f"wrk-report-c{concurrency}.txt").write_text(done.stdout + done.stderr)
-        stored = stored_counts(dsn)
+        stored = stored_counts(dsn, run_id + 1)
     finally:
         with app.app_context():
             book.revoke("bench_done")
