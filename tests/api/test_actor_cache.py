@@ -41,3 +41,15 @@ def test_a_write_in_this_process_forgets_cached_actors_at_once(http, client_for)
     http.post("/api/v1/auth/login", json={"username": "nobody", "password": "x" * 12})  # any write request
     response = worker.get("/api/v1/me")
     assert (response.status_code, response.json()["code"]) == (401, "auth.session_ended")
+
+
+def test_incident_and_category_writes_keep_cached_actors(http, client_for):
+    """They cannot change who anyone is, so a phone reporting all day is not checked each time."""
+    tree = build_tree()
+    worker = client_for(tree["grid_worker"])
+    assert worker.get("/api/v1/me").status_code == 200
+    deactivate_behind_the_apps_back(tree["grid_worker"])
+    assert http.post("/api/v1/incidents", json={}).status_code == 401  # a write of the incidents blueprint
+    assert worker.get("/api/v1/me").status_code == 200  # still the cached actor
+    http.post("/api/v1/auth/login", json={"username": "nobody", "password": "x" * 12})  # another write
+    assert worker.get("/api/v1/me").status_code == 401
