@@ -20,7 +20,12 @@ from datetime import datetime
 
 from .calendar import WorkCalendar, add_minutes, minutes_between
 from .categories import effective_policy, stage_minutes
+from .incidents import TIMED_STATES
 from .territory import level_rank, parent_level
+
+# States whose resolve clock runs: open, not suspended (挂起), not yet resolved (a resolved
+# case waits for verification, which has no deadline of the handler's).
+RUNNING_STATES = TIMED_STATES - {"resolved"}
 
 GREEN, YELLOW, RED = "green", "yellow", "red"
 LIGHTS = (GREEN, YELLOW, RED)

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.domain.categories import KINDS
+from server.domain.escalation import ACK_STEPS, RUNNING_STATES
 from server.domain.incidents import (
     EXTENSION_STATES, MEDIATION_MODES, PHOTO_KINDS, PRIORITIES, SESSION_OUTCOMES, SOURCES, STATES, TASK_STATES,
 )
@@ -125,6 +126,18 @@ class Incident(db.Model):
     # while suspended: the status to resume to, and since when (timers paused)
     suspended_from: Mapped[str | None] = mapped_column(String(16))
     suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the stage at the current level (docs/ESCALATION.md): numbered, with its start, yellow
+    # instant and the policy's top level; a reminder and supervision (督办) happen once a stage
+    stage_no: Mapped[int] = mapped_column(Integer, server_default="1")
+    stage_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    yellow_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    top_level: Mapped[str | None] = mapped_column(String(16))
+    reminded_stage: Mapped[int] = mapped_column(Integer, server_default="0")
+    supervised_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    escalation_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    # while suspended: what the stage had left, in minutes of its time basis
+    paused_yellow_minutes: Mapped[float | None] = mapped_column(Float)
+    paused_due_minutes: Mapped[float | None] = mapped_column(Float)
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     sync_xid = _sync_xid()
@@ -140,6 +153,7 @@ class Incident(db.Model):
         CheckConstraint(in_list("status", STATES), name="status"),
         CheckConstraint(in_list("level", LEVELS), name="level"),
         CheckConstraint(in_list("resolved_level", LEVELS), name="resolved_level"),
+        CheckConstraint(in_list("top_level", LEVELS), name="top_level"),
         CheckConstraint(in_list("priority", PRIORITIES), name="priority"),
         CheckConstraint(in_list("source", SOURCES), name="source"),
         CheckConstraint("satisfaction BETWEEN 1 AND 5", name="satisfaction"),
@@ -151,6 +165,11 @@ class Incident(db.Model):
         Index("ix_incidents_reported_at", "reported_at"),
         Index("ix_incidents_reporter", "reporter_id"),
         Index("ix_incidents_sync_xid", "sync_xid"),
+        # the escalation sweep's two questions: which running cases are overdue, which
+        # passed their yellow instant without a reminder in this stage
+        Index("ix_incidents_sweep_due", "due_at", postgresql_where=text(in_list("status", sorted(RUNNING_STATES)))),
+        Index("ix_incidents_sweep_yellow", "yellow_at", postgresql_where=text(
+            f"{in_list('status', sorted(RUNNING_STATES))} AND reminded_stage < stage_no")),
     )
 
     @property
@@ -198,6 +217,8 @@ class Task(db.Model):
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # how many of the unacknowledged-task steps (re-push, backup, supervisors) were taken
+    ack_steps: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     sync_xid = _sync_xid()
 
@@ -208,6 +229,7 @@ class Task(db.Model):
     __table_args__ = (
         CheckConstraint(in_list("status", TASK_STATES), name="status"),
         CheckConstraint("(assignee_id IS NULL) <> (department_id IS NULL)", name="one_assignee"),
+        CheckConstraint(f"ack_steps BETWEEN 0 AND {len(ACK_STEPS)}", name="ack_steps"),
         # at most one task out at a time: two dispatches racing cannot both win
         Index("uq_tasks_active", "incident_id", unique=True,
               postgresql_where=text("status IN ('open', 'acknowledged')")),
@@ -216,6 +238,7 @@ class Task(db.Model):
         Index("ix_tasks_department_active", "department_id",
               postgresql_where=text("status IN ('open', 'acknowledged')")),
         Index("ix_tasks_sync_xid", "sync_xid"),
+        Index("ix_tasks_ack_due", "ack_deadline", postgresql_where=text("status = 'open'")),
     )
 
 

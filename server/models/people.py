@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, text
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Time, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.domain.people import DEPARTMENT_KINDS, DEVICE_PLATFORMS, DEVICE_TOKEN_KINDS, DUTIES, ROLES
@@ -51,6 +51,9 @@ class User(db.Model):
     department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # quiet hours (local time, may cross midnight): reminders that are not urgent wait
+    quiet_from: Mapped[time | None] = mapped_column(Time)
+    quiet_to: Mapped[time | None] = mapped_column(Time)
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
