@@ -103,9 +103,10 @@ def load_config() -> dict:
         "S3_ACCESS_KEY_ID": os.environ.get("FENGQIAO_S3_ACCESS_KEY_ID"),
         "S3_SECRET_ACCESS_KEY": os.environ.get("FENGQIAO_S3_SECRET_ACCESS_KEY"),
         "S3_PREFIX": os.environ.get("FENGQIAO_S3_PREFIX", ""),
-        # The zone of local clocks: EXIF times without an offset are read in it, and
-        # later the working-time calendars.
+        # The zone of local clocks: EXIF times without an offset, work hours and quiet hours.
         "TIMEZONE": os.environ.get("FENGQIAO_TIMEZONE", "Asia/Shanghai"),
+        # Work periods of a work day, for deadlines in working time (docs/ESCALATION.md).
+        "WORK_HOURS": os.environ.get("FENGQIAO_WORK_HOURS", "08:30-12:00,13:30-17:30"),
         # where `flask demo load` writes the demo users' passwords (mode 0600)
         "DEMO_CREDENTIALS_FILE": os.environ.get("FENGQIAO_DEMO_CREDENTIALS", str(VAR_DIR / "demo-credentials.txt")),
     }

@@ -19,6 +19,7 @@ from werkzeug.serving import make_server
 from server import create_app
 from server.config import embedded_database_url
 from server.extensions import db as _db
+from server.services.calendar import forget_cached_entries
 
 KEEP_TABLES = {"spatial_ref_sys", "alembic_version"}
 
@@ -49,6 +50,7 @@ def db(app):
     tables = [t.name for t in reversed(_db.metadata.sorted_tables) if t.name not in KEEP_TABLES]
     _db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     _db.session.commit()
+    forget_cached_entries()  # the calendar days cached by this process went with the rows
     yield _db
     _db.session.rollback()
 

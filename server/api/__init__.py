@@ -5,7 +5,7 @@ from flask_smorest import Api
 
 from server.auth import BEARER_SCHEME
 
-from .common import IdConverter, id_parameter_schema
+from .common import DateConverter, IdConverter, date_parameter_schema, id_parameter_schema
 
 
 def register_blueprints(app: Flask, api: Api) -> None:
@@ -15,6 +15,8 @@ def register_blueprints(app: Flask, api: Api) -> None:
 
     app.url_map.converters["id"] = IdConverter
     api.register_converter(IdConverter, id_parameter_schema)
+    app.url_map.converters["date"] = DateConverter
+    api.register_converter(DateConverter, date_parameter_schema)
     api.spec.components.security_scheme("bearerAuth", BEARER_SCHEME)
     app.register_blueprint(health.bp)
     app.register_blueprint(web.bp)
@@ -23,7 +25,7 @@ def register_blueprints(app: Flask, api: Api) -> None:
 
 
 def _resources():
-    from . import auth, categories, departments, incidents, me, regions, sync, users
+    from . import auth, calendar, categories, departments, incidents, me, regions, sync, users
 
-    return [auth, me, users, departments, regions, categories, incidents, sync]
+    return [auth, me, users, departments, regions, categories, incidents, sync, calendar]
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 import http
 import json
 import re
+from datetime import date
 
 import flask_smorest
 from flask import Response, current_app
 from marshmallow import RAISE, missing
 from webargs.flaskparser import FlaskParser, is_json_request
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import BaseConverter, IntegerConverter, ValidationError
 
 from schemas.common import MAX_ID
 from server.errors import BadRequest, InvalidInput
@@ -127,6 +128,26 @@ class IdConverter(IntegerConverter):
 
 def id_parameter_schema(converter: IdConverter) -> dict:
     return {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+
+
+class DateConverter(BaseConverter):
+    """``<date:name>`` in routes: a calendar date as YYYY-MM-DD; anything else, or a date
+    that does not exist (2026-02-30), matches no route (404)."""
+
+    regex = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+
+    def to_python(self, value: str) -> date:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValidationError() from None
+
+    def to_url(self, value) -> str:
+        return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def date_parameter_schema(converter: DateConverter) -> dict:
+    return {"type": "string", "format": "date"}
 
 
 def geojson_response(obj: dict, status: int = 200) -> Response:

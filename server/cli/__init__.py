@@ -1,14 +1,15 @@
 """Flask commands: ``flask regions …``, ``flask users …``, ``flask categories …``, ``flask demo …``,
-``flask incidents …``."""
+``flask incidents …``, ``flask calendar …``."""
 from flask import Flask
 
 
 def register_cli(app: Flask) -> None:
+    from .calendar import calendar_cli
     from .categories import categories_cli
     from .demo import demo_cli
     from .incidents import incidents_cli
     from .regions import regions_cli
     from .users import users_cli
 
-    for group in (regions_cli, users_cli, categories_cli, demo_cli, incidents_cli):
+    for group in (regions_cli, users_cli, categories_cli, demo_cli, incidents_cli, calendar_cli):
         app.cli.add_command(group)

@@ -24,10 +24,13 @@ DEVICE_READ = "device.read"
 DEVICE_MANAGE = "device.manage"
 CATEGORY_READ = "category.read"  # the taxonomy has no scope: every signed-in actor reads it
 CATEGORY_MANAGE = "category.manage"  # city-wide taxonomy: administrators only
+CALENDAR_READ = "calendar.read"  # work days: every signed-in actor reads them
+CALENDAR_MANAGE = "calendar.manage"  # work days and holidays, city-wide: administrators only
 
 ACTIONS = (
     REGION_READ, REGION_MANAGE, REGION_ADD_CHILDREN, REGION_IMPORT, USER_READ, USER_MANAGE,
     DEPARTMENT_READ, DEPARTMENT_MANAGE, DEVICE_READ, DEVICE_MANAGE, CATEGORY_READ, CATEGORY_MANAGE,
+    CALENDAR_READ, CALENDAR_MANAGE,
 )
 
 
@@ -66,7 +69,7 @@ def can(actor: Actor, action: str, target) -> bool:
         return target.user_id == actor.user_id
     if actor.is_admin:
         return True
-    if action == CATEGORY_READ:
+    if action in (CATEGORY_READ, CALENDAR_READ):
         return True
     inside = is_within(target.scope_path, actor.scope_path)
     if action == REGION_READ:
@@ -83,4 +86,4 @@ def can(actor: Actor, action: str, target) -> bool:
         return inside or (actor.role == "department" and target.id == actor.department_id)
     if action == DEPARTMENT_MANAGE:
         return actor.is_manager and inside
-    return False  # REGION_IMPORT, CATEGORY_MANAGE and anything new: administrators only
+    return False  # REGION_IMPORT, CATEGORY_MANAGE, CALENDAR_MANAGE and anything new: administrators only

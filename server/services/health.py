@@ -1,5 +1,9 @@
-"""Readiness: database reachable and migrated to the head revision."""
+"""Readiness: database reachable and migrated to the head revision; warnings that do not
+make the process unready (a year without a holiday schedule)."""
 from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -30,4 +34,13 @@ def readiness() -> dict:
     expected = _expected_heads()
     if current != expected:
         return {"status": "unavailable", "database": "migrations pending", "current": list(current), "expected": list(expected)}
-    return {"status": "ready", "database": "ok", "revision": list(current)}
+    return {"status": "ready", "database": "ok", "revision": list(current), "warnings": _warnings()}
+
+
+def _warnings() -> list[str]:
+    """What an operator should see to, though the service runs."""
+    from .calendar import coverage
+
+    year = datetime.now(ZoneInfo(current_app.config["TIMEZONE"])).year
+    return [f"calendar: no holiday schedule for {row.year}; deadlines in working time count weekdays only "
+            "(flask calendar status)" for row in coverage([year, year + 1]) if row.source == "weekdays"]

@@ -1,3 +1,10 @@
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from server.models import CalendarDay
+from server.services.calendar import PACKAGE_YEARS
+
+
 def test_healthz_answers_without_database_work(http):
     response = http.get("/healthz")
     assert response.status_code == 200
@@ -9,7 +16,7 @@ def test_readyz_reports_the_migrated_database(http):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ready"
-    assert body["revision"] == ["0002"]
+    assert body["revision"] == ["0003"]
 
 
 def test_openapi_spec_and_docs_are_served(http):
@@ -34,3 +41,15 @@ def test_the_root_leads_to_the_api_documentation(http):
     response = http.get("/", allow_redirects=False)
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/api/v1/docs")
+
+
+def test_readyz_warns_of_a_year_without_a_holiday_schedule_until_one_is_entered(http, db):
+    year = datetime.now(ZoneInfo("Asia/Shanghai")).year
+    uncovered = [y for y in (year, year + 1) if y not in PACKAGE_YEARS]
+    body = http.get("/readyz").json()
+    assert body["status"] == "ready"  # a warning, not unreadiness
+    assert [w.split(";")[0] for w in body["warnings"]] == [f"calendar: no holiday schedule for {y}" for y in uncovered]
+    for y in uncovered:
+        db.session.add(CalendarDay(day=date(y, 1, 1), is_workday=False, name="元旦"))
+    db.session.commit()
+    assert http.get("/readyz").json()["warnings"] == []
