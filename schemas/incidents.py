@@ -7,7 +7,9 @@ from server.domain.incidents import (
     ACTION_LABELS, MEDIATION_MODE_LABELS, MEDIATION_MODES, PHOTO_KIND_LABELS, PRIORITIES, PRIORITY_LABELS,
     SESSION_OUTCOMES, SOURCE_LABELS, STAFF_SOURCES, STATE_LABELS, STATES, STATUS_GROUPS,
 )
+from server.domain.escalation import LIGHT_LABELS, LIGHTS, RUNNING_STATES, light
 from server.domain.territory import LEVELS
+from server.models._base import utcnow
 
 from .categories import CategoryRefSchema
 from .common import MAX_ID, Id, PageQueryArgsSchema, QueryId, page_of
@@ -24,6 +26,10 @@ def _label(table: dict, key: str | None) -> dict | None:
 
 def _labelled(table: dict, attr: str):
     return fields.Function(lambda obj: _label(table, getattr(obj, attr)), metadata={"type": "object"})
+
+
+def _light(incident) -> str | None:
+    return light(utcnow(), incident.yellow_at, incident.due_at, running=incident.status in RUNNING_STATES)
 
 
 def mask_name(name: str | None) -> str | None:
@@ -86,7 +92,8 @@ class ActionSchema(Schema):
 
     version = VERSION
     note = Trimmed(load_default=None, allow_none=True, validate=validate.Length(max=2000),
-                   metadata={"description": "Reason or remark: required to reject, decline, rework, suspend"})
+                   metadata={"description": "Reason or remark: required to reject, decline, rework, suspend, "
+                                             "escalate; the instructions of return_down"})
     assignee_id = Id(load_default=None, metadata={"description": "dispatch: the grid worker"})
     department_id = Id(load_default=None, metadata={"description": "dispatch: the department"})
     ack_minutes = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=7 * 24 * 60),
@@ -166,6 +173,17 @@ class IncidentSchema(Schema):
     resolved_at = fields.DateTime(allow_none=True)
     closed_at = fields.DateTime(allow_none=True)
     due_at = fields.DateTime(allow_none=True, metadata={"description": "Resolve deadline at the current level"})
+    yellow_at = fields.DateTime(allow_none=True, metadata={"description": "When the light turns yellow (预警)"})
+    light = fields.Function(_light, metadata={"enum": list(LIGHTS), "nullable": True,
+                                              "description": "green, yellow or red; null when the clock is "
+                                                             "stopped (suspended, resolved, closed)"})
+    light_label = fields.Function(lambda i: _label(LIGHT_LABELS, _light(i)), metadata={"type": "object"})
+    stage_no = fields.Integer(metadata={"description": "The stage at this level: 1, then one more per escalation, "
+                                                       "return down or reopening"})
+    stage_started_at = fields.DateTime(allow_none=True)
+    top_level = fields.String(allow_none=True, metadata={"description": "The highest level the case may rise to"})
+    supervised_at = fields.DateTime(allow_none=True, metadata={"description": "Flagged for supervision (督办)"})
+    escalation_count = fields.Integer()
     resolved_on_spot = fields.Boolean()
     rework_count = fields.Integer()
     extension_count = fields.Integer()
@@ -296,7 +314,11 @@ class IncidentQueryArgsSchema(PageQueryArgsSchema):
     reported_from = fields.AwareDateTime(load_default=None)
     reported_to = fields.AwareDateTime(load_default=None)
     bbox = BBoxField(load_default=None, metadata={"description": "minLon,minLat,maxLon,maxLat (WGS84)"})
-    overdue = fields.Boolean(load_default=None, metadata={"description": "Open and past the resolve deadline"})
+    overdue = fields.Boolean(load_default=None, metadata={"description": "The light is red: the clock runs and "
+                                                                         "the resolve deadline has passed"})
+    light = fields.List(fields.String(validate=validate.OneOf(LIGHTS)), load_default=None,
+                        metadata={"description": "green, yellow or red (repeat the parameter for several)"})
+    supervised = fields.Boolean(load_default=None, metadata={"description": "Flagged for supervision (督办)"})
     mine = fields.Boolean(load_default=None, metadata={"description": "Only incidents I reported"})
     sort = fields.String(load_default="-reported_at", validate=validate.OneOf(
         ("reported_at", "-reported_at", "due_at", "-due_at", "priority", "-priority", "updated_at", "-updated_at")))

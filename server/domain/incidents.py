@@ -109,6 +109,7 @@ DISSATISFIED_AT_MOST = 2
 SUPERVISOR, HANDLER, CELL_WORKER, REPORTER, READER = "supervisor", "handler", "cell_worker", "reporter", "reader"
 SAME = "=same"  # the action leaves the status as it is
 PREVIOUS = "=previous"  # back to the status before suspension
+RECEIVED = "=received"  # the case moves to another level: reported there if not yet accepted, else accepted
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,8 @@ TRANSITIONS: dict[str, Transition] = {t.action: t for t in (
     _t("rework", {SUPERVISOR}, {"resolved"}, "rework", "返工", "Send back for rework"),
     _t("suspend", {SUPERVISOR}, _HANDLING, "suspended", "挂起", "Suspend"),
     _t("resume", {SUPERVISOR}, {"suspended"}, PREVIOUS, "解挂", "Resume"),
+    _t("escalate", {SUPERVISOR}, {"reported"} | _HANDLING, RECEIVED, "升级上报", "Escalate one level up"),
+    _t("return_down", {SUPERVISOR}, {"reported"} | _HANDLING, RECEIVED, "下派", "Send down one level"),
     _t("request_extension", {HANDLER}, WITH_HANDLER, SAME, "申请延期", "Request extension"),
     _t("approve_extension", {SUPERVISOR}, WITH_HANDLER, SAME, "批准延期", "Approve extension"),
     _t("refuse_extension", {SUPERVISOR}, WITH_HANDLER, SAME, "驳回延期", "Refuse extension"),
@@ -154,7 +157,14 @@ REPORT_LABEL = ("上报", "Report")
 ACTIONS = tuple(TRANSITIONS)
 # Events on an original when a duplicate is merged into it (its status does not change).
 MERGED_IN_LABEL = ("合并重复上报", "Duplicate merged in")
-ACTION_LABELS = {"report": REPORT_LABEL, "merged_in": MERGED_IN_LABEL,
+# Events the escalation sweep appends without a change of status (docs/ESCALATION.md).
+SWEEP_EVENT_LABELS = {
+    "remind": ("超时预警提醒", "Due-soon reminder sent"),
+    "supervise": ("督办", "Flagged for supervision"),
+    "repush": ("任务未签收，再次推送", "Task not acknowledged: pushed again"),
+    "handover": ("任务未签收，转交", "Task not acknowledged: handed over"),
+}
+ACTION_LABELS = {"report": REPORT_LABEL, "merged_in": MERGED_IN_LABEL, **SWEEP_EVENT_LABELS,
                  **{a: t.label for a, t in TRANSITIONS.items()}}
 # Actions taken through their own endpoints rather than /actions/{action}.
 OWN_ENDPOINT_ACTIONS = frozenset({"mediate"})
@@ -192,6 +202,8 @@ def transition(status: str, action: str, *, previous: str | None = None) -> str:
         return status
     if rule.target == PREVIOUS:
         return previous or "accepted"
+    if rule.target == RECEIVED:
+        return "reported" if status == "reported" else "accepted"
     return rule.target
 
 

@@ -15,7 +15,8 @@ from geoalchemy2 import Geography
 from sqlalchemy import Select, case, cast, false, func, or_, select
 
 from geo import crs as geo_crs
-from server.domain.incidents import ACTIVE_TASK_STATES, OPEN_STATES, PRIORITIES, STATUS_GROUPS, TIMED_STATES
+from server.domain.escalation import RED, RUNNING_STATES, YELLOW
+from server.domain.incidents import ACTIVE_TASK_STATES, OPEN_STATES, PRIORITIES, STATUS_GROUPS
 from server.domain.permissions import Actor
 from server.errors import InvalidInput
 from server.extensions import db
@@ -68,14 +69,25 @@ class IncidentFilter:
     reported_from: datetime | None = None  # inclusive
     reported_to: datetime | None = None  # exclusive
     bbox: tuple[float, float, float, float] | None = None  # lon/lat, EPSG:4326
-    overdue: bool | None = None
+    overdue: bool | None = None  # the light is red
+    light: list[str] | None = None  # any of green, yellow, red
+    supervised: bool | None = None  # flagged for supervision (督办)
     mine: bool | None = None  # reported by the actor
     sort: str = "-reported_at"
 
 
-def _overdue():
-    """Open, timers running (not suspended: 挂起 stops the clock) and past the deadline."""
-    return Incident.status.in_(sorted(TIMED_STATES)) & (Incident.due_at < func.now())
+def light_condition(light: str):
+    """Incidents whose light is ``light`` now (green, yellow or red): the clock runs (open,
+    not suspended, not yet resolved) and ``now()`` is before yellow, between, or past due.
+    The one SQL form of ``domain.escalation.light``: lists, maps and stats use it."""
+    running = Incident.status.in_(sorted(RUNNING_STATES)) & Incident.due_at.is_not(None)
+    now = func.now()
+    if light == RED:
+        return running & (Incident.due_at <= now)
+    yellow_reached = Incident.yellow_at.is_not(None) & (Incident.yellow_at <= now)
+    if light == YELLOW:
+        return running & (Incident.due_at > now) & yellow_reached
+    return running & (Incident.due_at > now) & ~yellow_reached
 
 
 _SORTS = {
@@ -127,10 +139,13 @@ def incident_query(actor: Actor, f: IncidentFilter) -> Select:
         x0, y0, x1, y1 = f.bbox
         stmt = stmt.where(func.ST_Intersects(Incident.geom, func.ST_MakeEnvelope(x0, y0, x1, y1, 4326)))
     if f.overdue is True:
-        stmt = stmt.where(_overdue())
+        stmt = stmt.where(light_condition(RED))
     elif f.overdue is False:
-        stmt = stmt.where(or_(Incident.status.not_in(sorted(TIMED_STATES)), Incident.due_at.is_(None),
-                              Incident.due_at >= func.now()))
+        stmt = stmt.where(~light_condition(RED))
+    if f.light:
+        stmt = stmt.where(or_(*(light_condition(light) for light in f.light)))
+    if f.supervised is not None:
+        stmt = stmt.where(Incident.supervised_at.is_not(None) if f.supervised else Incident.supervised_at.is_(None))
     if f.mine is True:
         stmt = stmt.where(Incident.reporter_id == actor.user_id)
     elif f.mine is False:

@@ -21,8 +21,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from geo import crs as geo_crs
 from geo.geometry import GeometryError, parse_point, to_db
 from server.domain import incidents as rules
-from server.domain.categories import clean_attribute_values, effective_policy, stage_minutes
-from server.domain.permissions import Actor
+from server.domain.categories import clean_attribute_values
+from server.domain.permissions import SYSTEM, Actor
 from server.domain.territory import is_within
 from server.errors import BadRequest, Conflict, Forbidden, InvalidInput, NotFound, PreconditionRequired
 from server.extensions import db
@@ -43,7 +43,7 @@ from server.models import (
 )
 from server.models._base import utcnow
 
-from . import photos, regions
+from . import deadlines, notify, photos, regions
 from .access import authorize_incident, scope_path
 from .constraints import violated_constraint
 
@@ -147,6 +147,10 @@ def _offered(actor: Actor, incident: Incident, target: rules.IncidentTarget,
             continue
         if action == "mediate" and incident.category.kind != "dispute":
             continue
+        if action == "escalate" and deadlines.level_above(incident) is None:
+            continue
+        if action == "return_down" and deadlines.level_below(incident) is None:
+            continue
         offered.append(action)
     return offered
 
@@ -240,11 +244,6 @@ def _locate_cell(actor: Actor, location: dict, crs: str) -> tuple:
     return row, lon, lat
 
 
-def _due_at(category: Category, level: str, start: datetime) -> datetime:
-    _, resolve_minutes = stage_minutes(effective_policy(category.policy), level)
-    return start + timedelta(minutes=resolve_minutes)
-
-
 def report_incident(actor: Actor, data: dict, files: list[tuple[str, bytes]], header_key: str | None,
                     *, render) -> tuple[dict, bool]:
     """Report an incident (上报) and, with ``resolve_on_spot``, resolve it at once (即报即处).
@@ -297,8 +296,9 @@ def report_incident(actor: Actor, data: dict, files: list[tuple[str, bytes]], he
         address=data.get("address"), description=data["description"],
         priority=data["priority"] or category.default_priority, source=data["source"], attributes=attributes,
         reporter_id=actor.user_id or None, contact_name=contact.get("name"), contact_phone=contact.get("phone"),
-        occurred_at=occurred_at, reported_at=now, due_at=_due_at(category, category.start_level, now),
+        occurred_at=occurred_at, reported_at=now,
     )
+    deadlines.begin_stage(incident, now, category=category)
     try:
         db.session.add(incident)
         db.session.flush()  # the client_uuid of a retry (or of someone else's report) stops here
@@ -512,16 +512,18 @@ def _dispatch(step: _Step) -> None:
             raise invalid
         step.extra["department_id"] = department.id
     previous = _cancel_active_task(step)
-    ack_minutes = data.get("ack_minutes") or stage_minutes(effective_policy(incident.category.policy),
-                                                           incident.level)[0]
+    ack_by = (step.now + timedelta(minutes=data["ack_minutes"]) if data.get("ack_minutes")
+              else deadlines.task_ack_deadline(incident, step.now))
     task = Task(incident_id=incident.id, assignee_id=data.get("assignee_id"),
                 department_id=data.get("department_id"), status="open", level=incident.level,
                 instructions=data.get("note"), created_by=step.actor.user_id or None, created_at=step.now,
-                ack_deadline=step.now + timedelta(minutes=ack_minutes))
+                ack_deadline=ack_by)
     db.session.add(task)
     db.session.flush()
     incident.dispatched_at = step.now
     step.extra["task_id"] = task.id
+    notify.notify(_others(step, notify.task_recipients(task)), "task", incident, now=step.now,
+                  cause=f"task:{task.id}", task=task, level=incident.level, deadline=task.ack_deadline)
     if previous is not None:
         step.extra["replaces_task_id"] = previous.id
 
@@ -574,13 +576,13 @@ def _suspend(step: _Step) -> None:
     _need_reason(step)
     step.incident.suspended_from = step.target.status
     step.incident.suspended_at = step.now
+    deadlines.pause_stage(step.incident, step.now)
 
 
 def _resume(step: _Step) -> None:
     incident = step.incident
     paused = step.now - incident.suspended_at
-    if incident.due_at is not None:
-        incident.due_at += paused  # 挂起 stops the clock
+    deadlines.resume_stage(incident, step.now)  # 挂起 stopped the clock
     task = _active_task(incident.id)
     if task is not None and task.acknowledged_at is None:
         task.ack_deadline += paused
@@ -622,13 +624,59 @@ def _pending_extension(step: _Step) -> Extension:
 def _approve_extension(step: _Step) -> None:
     extension = _pending_extension(step)
     extension.status = "approved"
-    step.incident.due_at = extension.until
+    deadlines.extend_stage(step.incident, extension.until)
     step.incident.extension_count += 1
     step.extra["until"] = extension.until.isoformat()
 
 
 def _refuse_extension(step: _Step) -> None:
     _pending_extension(step).status = "refused"
+
+
+def _others(step: _Step, user_ids) -> list[int]:
+    """``user_ids`` less the actor: nobody is told of what they did themselves."""
+    return [u for u in user_ids if u != step.actor.user_id]
+
+
+def _move_level(step: _Step, level: str, told_in: str, told_out: str | None = None) -> None:
+    """The case goes to ``level``: the task out is cancelled, the new level's supervisors
+    take it (told ``told_in``), a new stage starts there; with ``told_out``, the level left
+    and the handler whose task ended are told too."""
+    incident = step.incident
+    previous_task = _cancel_active_task(step)
+    from_level = incident.level
+    step.extra.update(from_level=from_level, to_level=level)
+    incident.level = level
+    deadlines.next_stage(incident, step.now)
+    cause = f"incident:{incident.id}:stage:{incident.stage_no}"
+    taking = notify.level_supervisors(incident, level)
+    notify.notify(_others(step, taking), told_in, incident, now=step.now, cause=f"{cause}:in", level=level,
+                  deadline=incident.due_at)
+    if told_out:
+        left = notify.level_supervisors(incident, from_level)
+        left += notify.task_recipients(previous_task) if previous_task is not None else []
+        notify.notify(_others(step, set(left) - set(taking)), told_out, incident, now=step.now,
+                      cause=f"{cause}:out", level=level)
+
+
+def _escalate(step: _Step) -> None:
+    """升级: one level up, with a reason; at the policy's top level there is no higher one."""
+    step.extra["reason"] = _need_reason(step)
+    above = deadlines.level_above(step.incident)
+    if above is None:
+        raise Conflict("incident.at_top_level", "The case is at the highest level its policy allows; "
+                                                "it can be flagged for supervision (督办), not escalated.")
+    step.incident.escalation_count += 1
+    _move_level(step, above, "escalated_in", "escalated_out")
+
+
+def _return_down(step: _Step) -> None:
+    """下派: one level down, with instructions for the level below."""
+    _need(step, "note", "Give instructions for the level below (note).", "incident.reason_required")
+    below = deadlines.level_below(step.incident)
+    if below is None:
+        raise Conflict("incident.at_lowest_level", "The case is already at the grid level.")
+    _move_level(step, below, "returned")
 
 
 def _callback(step: _Step) -> None:
@@ -646,7 +694,7 @@ def _reopen(step: _Step) -> None:
     incident.closed_at = None
     incident.satisfaction = None
     _unresolve(incident)
-    incident.due_at = _due_at(incident.category, incident.level, step.now)
+    deadlines.next_stage(incident, step.now)
     _back_to_handler(step)
 
 
@@ -658,6 +706,7 @@ _APPLY = {
     "accept": _accept, "reject": _reject, "merge": _merge, "dispatch": _dispatch, "decline": _decline,
     "acknowledge": _acknowledge, "start": _start, "resolve": _resolve_action, "resolve_on_spot": _resolve_on_spot,
     "verify": _verify, "rework": _rework, "suspend": _suspend, "resume": _resume,
+    "escalate": _escalate, "return_down": _return_down,
     "request_extension": _request_extension, "approve_extension": _approve_extension,
     "refuse_extension": _refuse_extension, "callback": _callback, "reopen": _reopen, "comment": _comment,
 }
@@ -679,28 +728,35 @@ def _load_for(actor: Actor, incident_id: int, action: str, version: int | None,
     return incident, target
 
 
-def _take(actor: Actor, incident: Incident, target: rules.IncidentTarget, action: str, data: dict,
-          apply) -> None:
-    """Apply one action: check the state, run ``apply``, append the event, commit once."""
+def _apply_action(actor: Actor, incident: Incident, target: rules.IncidentTarget, action: str, data: dict,
+                  apply, now: datetime) -> None:
+    """Apply one action in the open transaction: check the state, run ``apply``, append the
+    event (and the reopen a dissatisfied call-back brings). No commit."""
     try:
         new_status = rules.transition(incident.status, action, previous=incident.suspended_from)
     except rules.TransitionRefused as exc:
         raise Conflict(exc.code, exc.message) from None
-    step = _Step(actor=actor, incident=incident, target=target, data=data, now=utcnow())
+    step = _Step(actor=actor, incident=incident, target=target, data=data, now=now)
     from_status, from_level = incident.status, incident.level
-    try:
-        incident.status = new_status
-        apply(step)
-        if action != "comment":  # a comment is only an event: no new version to collide with
-            incident.updated_at = step.now
-        _event(incident, actor, action, from_status, note=data.get("note"), at=step.now, from_level=from_level,
+    incident.status = new_status
+    apply(step)
+    if action != "comment":  # a comment is only an event: no new version to collide with
+        incident.updated_at = step.now
+    _event(incident, actor, action, from_status, note=data.get("note"), at=step.now, from_level=from_level,
+           data=step.extra)
+    if action == "callback" and step.incident.satisfaction <= rules.DISSATISFIED_AT_MOST:
+        step.extra = {}
+        incident.status = rules.transition("closed", "reopen")
+        _reopen(step)
+        _event(incident, actor, "reopen", "closed", note="回访不满意 / dissatisfied call-back", at=step.now,
                data=step.extra)
-        if action == "callback" and step.incident.satisfaction <= rules.DISSATISFIED_AT_MOST:
-            step.extra = {}
-            incident.status = rules.transition("closed", "reopen")
-            _reopen(step)
-            _event(incident, actor, "reopen", "closed", note="回访不满意 / dissatisfied call-back", at=step.now,
-                   data=step.extra)
+
+
+def _take(actor: Actor, incident: Incident, target: rules.IncidentTarget, action: str, data: dict,
+          apply) -> None:
+    """Apply one action and commit once; a stale version or a lost race is a 409."""
+    try:
+        _apply_action(actor, incident, target, action, data, apply, utcnow())
         db.session.commit()
     except StaleDataError:
         db.session.rollback()
@@ -716,6 +772,12 @@ def _take(actor: Actor, incident: Incident, target: rules.IncidentTarget, action
     except Exception:
         db.session.rollback()
         raise
+
+
+def system_action(incident: Incident, action: str, note: str, now: datetime) -> None:
+    """Take ``action`` on ``incident`` as the system (the escalation sweep) at ``now``, in
+    the open transaction (no commit): the same rules and events as a person's action."""
+    _apply_action(SYSTEM, incident, incident_target(incident), action, {"note": note}, _APPLY[action], now)
 
 
 def act(actor: Actor, incident_id: int, action: str, data: dict, *, if_match: int | None = None) -> IncidentView:

@@ -23,6 +23,9 @@ EXPECTED = {
     "suspend": ({"accepted", "dispatched", "acknowledged", "in_progress", "rework"}, "suspended"),
     "reopen": ({"closed"}, "rework"),
 }
+# moving a case to another level: reported stays reported (to be accepted there), else accepted
+RECEIVED = {"escalate", "return_down"}
+RECEIVED_SOURCES = {"reported", "accepted", "dispatched", "acknowledged", "in_progress", "rework"}
 SAME_STATE = {
     "request_extension": {"dispatched", "acknowledged", "in_progress", "rework"},
     "approve_extension": {"dispatched", "acknowledged", "in_progress", "rework"},
@@ -55,8 +58,18 @@ def test_actions_that_keep_the_status(action, status):
             transition(status, action)
 
 
+@pytest.mark.parametrize("action", sorted(RECEIVED))
+@pytest.mark.parametrize("status", rules.STATES)
+def test_moving_to_another_level_from_every_state(action, status):
+    if status in RECEIVED_SOURCES:
+        assert transition(status, action) == ("reported" if status == "reported" else "accepted")
+    else:
+        with pytest.raises(TransitionRefused):
+            transition(status, action)
+
+
 def test_the_table_is_exactly_the_documented_one():
-    assert set(rules.TRANSITIONS) == set(EXPECTED) | set(SAME_STATE) | {"resume"}
+    assert set(rules.TRANSITIONS) == set(EXPECTED) | set(SAME_STATE) | RECEIVED | {"resume"}
 
 
 def test_resume_returns_to_the_status_it_was_suspended_from():
@@ -150,7 +163,7 @@ def test_may_follows_the_table_for_a_worker_handling_the_case(action):
 
 def test_available_actions_of_a_supervisor_on_a_new_report():
     assert rules.available_actions(COMMUNITY, target(status="reported")) == [
-        "accept", "reject", "merge", "mediate", "comment"]
+        "accept", "reject", "merge", "escalate", "return_down", "mediate", "comment"]
 
 
 def test_available_actions_of_the_handler_of_a_dispatched_task():
