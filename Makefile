@@ -1,5 +1,5 @@
 # Fengqiao — the README's commands.
-#   make run    set up everything and serve http://127.0.0.1:$(PORT) with demo data
+#   make run    set up everything and serve http://127.0.0.1:$(PORT) with demo data (and the worker)
 #   make test   set up everything and run the whole suite against a real PostGIS
 #   make bench  set up everything and run the benchmarks (results in docs/BENCHMARKS.md)
 #   make stop   stop the embedded PostgreSQL cluster
@@ -18,8 +18,7 @@ FLASK := $(BIN)/flask --app wsgi
 .PHONY: run test bench stop setup deps db migrate demo system-deps
 
 run: setup demo
-	@echo "Serving on http://$(HOST):$(PORT)/  (API docs: /api/v1/docs)"
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $(WEB_WORKERS) --no-control-socket wsgi:app
+	@scripts/serve.sh $(BIN) $(HOST) $(PORT) $(WEB_WORKERS)
 
 test: deps db-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

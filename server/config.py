@@ -68,6 +68,14 @@ def load_config() -> dict:
         "REFRESH_TOKEN_TTL": _int("FENGQIAO_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
         # How long a process reuses a verified token's actor (0: check every request).
         "ACTOR_CACHE_SECONDS": _int("FENGQIAO_ACTOR_CACHE_SECONDS", 5),
+        # how often `flask worker` sweeps for reminders, escalations and unacknowledged tasks
+        "WORKER_INTERVAL_SECONDS": float(os.environ.get("FENGQIAO_WORKER_INTERVAL_SECONDS", 5)),
+        # push delivery: a Firebase service-account JSON file (unset: pushes are only logged),
+        # retries with exponential backoff (base, cap) and a bound on attempts
+        "FCM_CREDENTIALS": os.environ.get("FENGQIAO_FCM_CREDENTIALS"),
+        "PUSH_RETRY_BASE_SECONDS": float(os.environ.get("FENGQIAO_PUSH_RETRY_BASE_SECONDS", 2)),
+        "PUSH_RETRY_CAP_SECONDS": float(os.environ.get("FENGQIAO_PUSH_RETRY_CAP_SECONDS", 300)),
+        "PUSH_MAX_ATTEMPTS": _int("FENGQIAO_PUSH_MAX_ATTEMPTS", 8),
         "PASSWORD_PROFILE": os.environ.get("FENGQIAO_PASSWORD_PROFILE", "RFC_9106_LOW_MEMORY"),
         # Login throttling: failures counted per user name and per client address.
         "LOGIN_WINDOW_SECONDS": _int("FENGQIAO_LOGIN_WINDOW_SECONDS", 15 * 60),
