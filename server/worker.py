@@ -1,47 +1,98 @@
-"""The background worker (``flask worker``): the escalation sweep, on a short interval.
+"""The background worker (``flask worker``): the escalation sweep and the push dispatcher.
 
-Any number of workers may run side by side (the sweep claims rows with ``SKIP LOCKED``).
-Each pass is told the time by a clock, so tests drive it with their own. The push
-dispatcher joins this loop next (docs/ESCALATION.md).
+Each pass sweeps for what is due (reminders, escalations, supervision, unacknowledged
+tasks) and then sends the outbox's due pushes. Between passes it waits the interval, or
+less: a new outbox row wakes it at once (``LISTEN fengqiao_outbox``, notified by the
+outbox's insert trigger). Any number of workers may run side by side: both the sweep and
+the dispatcher claim rows with ``SKIP LOCKED``. Each pass is told the time by a clock, so
+tests drive it with their own.
 """
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+
+import psycopg
 
 from server.extensions import db
 from server.models._base import utcnow
+from server.notifications.dispatcher import DispatchReport, dispatch
+from server.notifications.senders import PushSender
 from server.services.sweep import SweepReport, sweep
 
 log = logging.getLogger("fengqiao.worker")
+CHANNEL = "fengqiao_outbox"
 
 
-def run(*, interval_s: float, clock: Callable[[], datetime] = utcnow, passes: int | None = None,
-        on_pass: Callable[[SweepReport], None] | None = None, stop: Callable[[], bool] = lambda: False) -> int:
-    """Sweep every ``interval_s`` seconds until ``stop()`` (or ``passes`` passes); returns
-    the number of passes. A pass that fails is logged and the loop goes on."""
+@dataclass
+class PassReport:
+    sweep: SweepReport
+    push: DispatchReport
+
+
+class OutboxListener:
+    """A connection of its own that LISTENs for new outbox rows."""
+
+    def __init__(self):
+        url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._conn = psycopg.connect(url, autocommit=True)
+        self._conn.execute(f"LISTEN {CHANNEL}")
+
+    def wait(self, seconds: float) -> bool:
+        """True when a notification came within ``seconds``."""
+        for _ in self._conn.notifies(timeout=max(0.0, seconds), stop_after=1):
+            return True
+        return False
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def run(*, interval_s: float, sender: PushSender, clock: Callable[[], datetime] = utcnow,
+        passes: int | None = None, on_pass: Callable[[PassReport], None] | None = None,
+        stop: Callable[[], bool] = lambda: False, listen: bool = True) -> int:
+    """Pass after pass until ``stop()`` (or ``passes`` passes); returns the passes made. A
+    pass that fails (the database went away, a bug) is logged and the loop goes on."""
+    listener = _listener() if listen else None
     done = 0
-    while not stop() and (passes is None or done < passes):
-        started = time.monotonic()
-        try:
-            report = sweep(clock())
-            if on_pass:
-                on_pass(report)
-        except Exception:  # the database went away, a bug: log, wait, try again
-            db.session.rollback()
-            log.exception("worker: sweep failed")
-        finally:
-            db.session.remove()
-        done += 1
-        if passes is not None and done >= passes:
-            break
-        _pause(started + interval_s, stop)
+    try:
+        while not stop() and (passes is None or done < passes):
+            started = time.monotonic()
+            try:
+                now = clock()
+                report = PassReport(sweep(now), dispatch(now, sender))
+                if on_pass:
+                    on_pass(report)
+            except Exception:
+                db.session.rollback()
+                log.exception("worker: pass failed")
+            finally:
+                db.session.remove()
+            done += 1
+            if passes is not None and done >= passes:
+                break
+            _pause(started + interval_s, stop, listener)
+    finally:
+        if listener is not None:
+            listener.close()
     return done
 
 
-def _pause(until: float, stop: Callable[[], bool], slice_s: float = 0.2) -> None:
-    """Sleep until the monotonic instant ``until``, waking early when ``stop()`` says so."""
+def _listener() -> OutboxListener | None:
+    try:
+        return OutboxListener()
+    except psycopg.Error:
+        log.warning("worker: cannot LISTEN for new pushes; polling only", exc_info=True)
+        return None
+
+
+def _pause(until: float, stop: Callable[[], bool], listener: OutboxListener | None, slice_s: float = 0.5) -> None:
+    """Wait until the monotonic instant ``until``; a new push or ``stop()`` ends it early."""
     while not stop() and (left := until - time.monotonic()) > 0:
-        time.sleep(min(slice_s, left))
+        if listener is None:
+            time.sleep(min(slice_s, left))
+        elif listener.wait(min(slice_s, left)):
+            return

@@ -1,4 +1,4 @@
-"""``flask worker``: the background worker (escalation sweep)."""
+"""``flask worker``: the background worker (escalation sweep and push dispatcher)."""
 from __future__ import annotations
 
 import signal
@@ -7,29 +7,43 @@ import click
 from flask import current_app
 
 from server import worker
+from server.notifications import sender_from_config
 
 
 @click.command("worker")
 @click.option("--once", is_flag=True, help="One pass, then exit (for cron or a check)")
 @click.option("--interval", type=click.FloatRange(min=0.1), help="Seconds between passes "
-              "(default: FENGQIAO_WORKER_INTERVAL_SECONDS)")
+              "(default: FENGQIAO_WORKER_INTERVAL_SECONDS); a new push wakes the worker at once")
 def worker_command(once, interval):
-    """Sweep for due reminders, escalations, supervision and unacknowledged tasks.
+    """Sweep for due reminders, escalations, supervision and unacknowledged tasks, and send
+    the pushes they queue (FCM with FENGQIAO_FCM_CREDENTIALS, else only logged).
 
     Safe to run as several processes side by side. Stops cleanly on SIGTERM or Ctrl-C
     after the pass under way.
     """
+    try:
+        sender = sender_from_config()
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"FENGQIAO_FCM_CREDENTIALS: cannot use "
+                                   f"{current_app.config['FCM_CREDENTIALS']}: {exc}") from None
     stopping = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.append(True))
     interval = interval or current_app.config["WORKER_INTERVAL_SECONDS"]
+    if sender.name == "log":
+        click.echo("Pushes are only logged: set FENGQIAO_FCM_CREDENTIALS to a Firebase service-account "
+                   "file to send them through FCM.", err=True)
 
     def show(report):
-        if report.done or report.failed or once:
-            click.echo(f"reminded {report.reminded}, escalated {report.escalated}, supervised "
-                       f"{report.supervised}, pushed again {report.repushed}, handed over {report.handed_over}"
-                       + (f"; failed {len(report.failed)}: {', '.join(report.failed[:5])}" if report.failed else ""))
+        s, p = report.sweep, report.push
+        if s.done or s.failed or p.handled or p.errors or once:
+            click.echo(f"reminded {s.reminded}, escalated {s.escalated}, supervised {s.supervised}, "
+                       f"pushed again {s.repushed}, handed over {s.handed_over}; pushes sent {p.sent}, "
+                       f"to retry {p.retried}, dead {p.dead}, failed {p.failed}, expired {p.expired}"
+                       + (f"; sweep failures {len(s.failed)}: {', '.join(s.failed[:5])}" if s.failed else ""))
 
     if not once:
-        click.echo(f"Worker sweeping every {interval:g} s (Ctrl-C to stop)", err=True)
-    worker.run(interval_s=interval, passes=1 if once else None, on_pass=show, stop=lambda: bool(stopping))
+        click.echo(f"Worker: a pass every {interval:g} s or at once on a new push, sender {sender.name} "
+                   "(Ctrl-C to stop)", err=True)
+    worker.run(interval_s=interval, sender=sender, passes=1 if once else None, on_pass=show,
+               stop=lambda: bool(stopping), listen=not once)

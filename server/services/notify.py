@@ -2,7 +2,8 @@
 
 A use case that changes an incident calls ``notify`` before it commits: the inbox rows
 (``notifications``) and one outbox row per live device of each person are committed with
-the change or not at all (the outbox pattern; the worker's dispatcher sends them). The
+the change or not at all (the outbox pattern; the worker's dispatcher sends them, to a registration token or a
+Firebase installation id as the device registered). The
 same ``cause`` never tells a person twice (a unique index), so a repeated sweep or a
 retried request adds nothing.
 """
@@ -81,7 +82,7 @@ def notify(user_ids: Iterable[int], kind: str, incident: Incident, *, now: datet
         u.id: quiet_until(now, zone, u.quiet_from, u.quiet_to)
         for u in db.session.execute(select(User.id, User.quiet_from, User.quiet_to).where(User.id.in_(told)))}
     devices = db.session.execute(select(Device.id, Device.user_id).where(
-        Device.user_id.in_(told), Device.disabled_at.is_(None), Device.token_kind == "registration_token")).all()
+        Device.user_id.in_(told), Device.disabled_at.is_(None))).all()
     outbox = []
     for device in devices:
         not_before = quiet.get(device.user_id) or now

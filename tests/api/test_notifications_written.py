@@ -1,6 +1,6 @@
 """Who is told what when a case moves: inbox rows and their queued pushes are written in the
 same transaction as the change (the outbox), once per cause, never to the actor, and only
-to live registration tokens."""
+to live devices."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -55,20 +55,20 @@ def pushes() -> list[OutboxMessage]:
 def test_a_dispatch_tells_the_worker_and_queues_a_push_to_each_live_phone(tree, worker, community):
     phone(worker, "tok-a" * 30)
     phone(worker, "tok-b" * 30)
-    phone(worker, "fid-c" * 10, kind="installation_id")  # not a push address for FCM HTTP v1
+    phone(worker, "fid-c" * 10, kind="installation_id")  # firebase-admin 7 sends to it as Message.fid
     iid = report(worker)["id"]
     act(community, iid, "accept")
     task = act(community, iid, "dispatch", assignee_id=tree["grid_worker"].id)["tasks"][0]
     assert inbox(tree["grid_worker"]) == [("task", f"task:{task['id']}")]
     assert inbox(tree["community"]) == []  # not told of their own action
     queued = pushes()
-    assert len(queued) == 2 and all(p.status == "pending" and p.high_priority for p in queued)
+    assert len(queued) == 3 and all(p.status == "pending" and p.high_priority for p in queued)
     payload = queued[0].payload
     assert payload["type"] == "task" and payload["incident_id"] == str(iid) and payload["task_id"] == str(task["id"])
     assert payload["message_id"] == str(queued[0].message_id) and payload["title"] == "新任务"
     assert all(isinstance(v, str) for v in payload.values())  # FCM data payloads are strings
     assert queued[0].expires_at == datetime.fromisoformat(task["ack_deadline"])  # TTL: the deadline
-    assert len({p.message_id for p in queued}) == 2
+    assert len({p.message_id for p in queued}) == 3
 
 
 def test_an_escalation_tells_the_level_above_and_the_level_left(tree, worker, community, client_for):

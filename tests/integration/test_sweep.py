@@ -12,6 +12,7 @@ from server import worker
 from server.domain.permissions import Actor
 from server.extensions import db as _db
 from server.models import Incident, IncidentEvent, Notification, Task
+from server.notifications.senders import LoggingSender
 from server.services import incidents as service
 from server.services.sweep import sweep
 from tests.builders import assign, build_tree, make_user, standard_categories
@@ -189,8 +190,10 @@ def test_the_worker_loop_sweeps_on_its_clock_and_the_command_reports(tree, app):
     incident = reported(tree)
     iid, due = incident.id, incident.due_at
     seen = []
-    assert worker.run(interval_s=0.01, clock=lambda: due, passes=2, on_pass=seen.append) == 2
-    assert [r.escalated for r in seen] == [1, 0]
+    assert worker.run(interval_s=0.01, sender=LoggingSender(), clock=lambda: due, passes=2,
+                      on_pass=seen.append) == 2
+    assert [r.sweep.escalated for r in seen] == [1, 0]
+    assert seen[0].push.sent == 0  # nobody in the tree has a phone
     assert _db.session.get(Incident, iid).level == "community"
     result = app.test_cli_runner().invoke(args=["worker", "--once"])
     assert result.exit_code == 0, result.output

@@ -1,0 +1,129 @@
+"""End to end with a controlled clock: a report over HTTP, a dispatch nobody acknowledges,
+the worker's passes (re-push, the backup worker, the supervisors, then escalation to the
+community and the street), checked on the timeline and on what the fake FCM received;
+and the worker waking at once when a push is queued."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from server import worker
+from server.extensions import db as _db
+from server.models import Device, Incident, IncidentEvent, Task
+from server.models._base import utcnow
+from server.notifications.senders import PushResult
+from server.services import notify
+from tests.api.test_incidents import act, report
+from tests.builders import assign, build_tree, make_user, standard_categories
+from tests.incident_builders import make_incident
+
+
+def phone_of(user) -> str:
+    token = f"tok-{user.username}"
+    _db.session.add(Device(user_id=user.id, token=token, token_kind="registration_token", platform="android"))
+    _db.session.commit()
+    return token
+
+
+def one_pass(sender, at):
+    reports = []
+    worker.run(interval_s=0, sender=sender, clock=lambda: at, passes=1, on_pass=reports.append, listen=False)
+    return reports[0]
+
+
+def kinds(fake, token) -> list[str]:
+    return [m["data"]["type"] for m in fake.sent_to(token)]
+
+
+def test_an_unacknowledged_overdue_case_climbs_to_the_street(db, client_for, fake, sender):
+    tree = build_tree()
+    standard_categories()
+    backup = make_user("worker2", "grid_worker", tree["K1"])
+    assign(backup, tree["G1"], "backup")
+    backup_id, worker_id = backup.id, tree["grid_worker"].id  # the worker's passes end the session
+    tokens = {name: phone_of(user) for name, user in
+              (("worker", tree["grid_worker"]), ("backup", backup), ("community", tree["community"]),
+               ("street", tree["street"]))}
+    worker_phone, community = client_for(tree["grid_worker"]), client_for(tree["community"])
+
+    iid = report(worker_phone, category="0101")["id"]
+    act(community, iid, "accept")
+    act(community, iid, "dispatch", assignee_id=worker_id)
+    assert one_pass(sender, utcnow()).push.sent == 1  # the task reaches the worker's phone now
+
+    def task():
+        _db.session.expire_all()
+        return _db.session.scalars(select(Task).where(Task.incident_id == iid).order_by(Task.id.desc())).first()
+
+    one_pass(sender, task().ack_deadline)  # not acknowledged: pushed again
+    one_pass(sender, task().ack_deadline)  # still not: the backup worker (B岗) gets it
+    assert task().assignee_id == backup_id
+    one_pass(sender, task().ack_deadline)  # nor by the backup: back to the community
+    incident = _db.session.get(Incident, iid)
+    assert incident.status == "accepted" and incident.level == "grid"
+    for level in ("community", "street"):
+        yellow_at, due_at = incident.yellow_at, incident.due_at
+        one_pass(sender, yellow_at)  # due soon: whoever has the case is reminded
+        one_pass(sender, due_at)  # overdue: one level up
+        incident = _db.session.get(Incident, iid)
+        assert incident.level == level
+    assert incident.escalation_count == 2 and incident.stage_no == 3
+
+    timeline = [(e.action, e.actor_id is None) for e in _db.session.scalars(
+        select(IncidentEvent).where(IncidentEvent.incident_id == iid).order_by(IncidentEvent.id))]
+    assert timeline == [
+        ("report", False), ("accept", False), ("dispatch", False),
+        ("repush", True), ("handover", True), ("handover", True),
+        ("remind", True), ("escalate", True), ("remind", True), ("escalate", True),
+    ]
+    assert kinds(fake, tokens["worker"]) == ["task", "task_repush", "task_handover"]
+    assert kinds(fake, tokens["backup"]) == ["task"]
+    assert kinds(fake, tokens["community"]) == ["task_handover", "reminder", "escalated_in", "reminder",
+                                                "escalated_out"]
+    assert kinds(fake, tokens["street"]) == ["escalated_in"]
+    assert len({s.message["data"]["message_id"] for s in fake.received}) == len(fake.received)  # one send per push
+
+
+class Collecting:
+    name = "collect"
+
+    def __init__(self):
+        self.pushes = []
+
+    def send(self, pushes, now):
+        self.pushes += pushes
+        return [PushResult("sent", name="x") for _ in pushes]
+
+
+def test_a_queued_push_wakes_the_worker_at_once(db, app):
+    tree = build_tree()
+    standard_categories()
+    phone_of(tree["grid_worker"])
+    worker_id = tree["grid_worker"].id
+    incident = make_incident(standard_categories()["0702"], tree["G1"], tree["grid_worker"])
+    incident_id = incident.id
+    sender, stop = Collecting(), threading.Event()
+
+    def run():
+        with app.app_context():
+            worker.run(interval_s=60, sender=sender, stop=stop.is_set)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        time.sleep(1.0)  # the first pass is over; the next is a minute away
+        notify.notify([worker_id], "task", _db.session.get(Incident, incident_id), now=utcnow(), cause="wake",
+                      deadline=utcnow() + timedelta(hours=1))
+        _db.session.commit()
+        queued = time.monotonic()
+        while not sender.pushes and time.monotonic() - queued < 10:
+            time.sleep(0.05)
+        assert sender.pushes, "the worker did not wake for the new push"
+        assert time.monotonic() - queued < 5
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
