@@ -1,11 +1,19 @@
-"""The signed-in user: profile, password and phones."""
+"""The signed-in user: profile, password, phones, tasks, inbox and quiet hours."""
 
 from schemas.common import PageQueryArgsSchema
 from schemas.devices import DeviceCreateSchema, DeviceSchema, DeviceTokenSchema
 from schemas.incidents import MyTaskPageSchema
+from schemas.notifications import (
+    NotificationPageSchema,
+    NotificationQueryArgsSchema,
+    NotificationSchema,
+    QuietHoursSchema,
+    ReadCountSchema,
+    ReadUpToSchema,
+)
 from schemas.users import MeSchema, PasswordChangeSchema
 from server.auth import client_ip, current_session_id, login_required
-from server.services import devices, incident_queries, users
+from server.services import devices, inbox, incident_queries, users
 
 from .common import Blueprint, errors
 
@@ -79,3 +87,52 @@ def remove_device(actor, device_id):
 def my_tasks(actor, args):
     """List my open tasks, most urgent first."""
     return incident_queries.my_tasks(actor, args["page"], args["page_size"])
+
+
+@blp.get("/notifications")
+@login_required
+@blp.arguments(NotificationQueryArgsSchema, location="query")
+@blp.response(200, NotificationPageSchema)
+@errors(blp, 401, 422)
+def my_notifications(actor, args):
+    """List what I was told (the inbox), newest first, with my unread count"""
+    return inbox.list_notifications(actor, args["page"], args["page_size"], unread=args["unread"])
+
+
+@blp.post("/notifications/<id:notification_id>/read")
+@login_required
+@blp.response(200, NotificationSchema)
+@errors(blp, 401, 404)
+def read_notification(actor, notification_id):
+    """Mark one notification read"""
+    return inbox.mark_read(actor, notification_id)
+
+
+@blp.post("/notifications/read")
+@login_required
+@blp.arguments(ReadUpToSchema)
+@blp.response(200, ReadCountSchema)
+@errors(blp, 401, 422)
+def read_notifications(actor, data):
+    """Mark every notification up to an id read (what the phone has shown)"""
+    return {"marked": inbox.mark_all_read(actor, data["up_to_id"])}
+
+
+@blp.get("/quiet-hours")
+@login_required
+@blp.response(200, QuietHoursSchema)
+@errors(blp, 401)
+def my_quiet_hours(actor):
+    """Show my quiet hours"""
+    return inbox.quiet_hours(actor)
+
+
+@blp.put("/quiet-hours")
+@login_required
+@blp.arguments(QuietHoursSchema)
+@blp.response(200, QuietHoursSchema)
+@errors(blp, 401, 422)
+def set_my_quiet_hours(actor, data):
+    """Set my quiet hours (local time; null and null clears them): reminders that are not
+    urgent wait till they end; tasks and escalations never do"""
+    return inbox.set_quiet_hours(actor, data["quiet_from"], data["quiet_to"])
