@@ -20,6 +20,7 @@ from server import create_app
 from server.config import embedded_database_url
 from server.extensions import db as _db
 from server.services.calendar import forget_cached_entries
+from server.services.deadlines import forget_cached_overrides
 
 KEEP_TABLES = {"spatial_ref_sys", "alembic_version"}
 
@@ -50,7 +51,8 @@ def db(app):
     tables = [t.name for t in reversed(_db.metadata.sorted_tables) if t.name not in KEEP_TABLES]
     _db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     _db.session.commit()
-    forget_cached_entries()  # the calendar days cached by this process went with the rows
+    forget_cached_entries()  # the calendar days and policy overrides cached by this process went with the rows
+    forget_cached_overrides()
     yield _db
     _db.session.rollback()
 

@@ -24,13 +24,15 @@ DEVICE_READ = "device.read"
 DEVICE_MANAGE = "device.manage"
 CATEGORY_READ = "category.read"  # the taxonomy has no scope: every signed-in actor reads it
 CATEGORY_MANAGE = "category.manage"  # city-wide taxonomy: administrators only
+ESCALATION_READ = "escalation.read"  # the deadlines that apply in a region: inside the scope
+ESCALATION_MANAGE = "escalation.manage"  # a region's policy overrides: managers, inside their scope
 CALENDAR_READ = "calendar.read"  # work days: every signed-in actor reads them
 CALENDAR_MANAGE = "calendar.manage"  # work days and holidays, city-wide: administrators only
 
 ACTIONS = (
     REGION_READ, REGION_MANAGE, REGION_ADD_CHILDREN, REGION_IMPORT, USER_READ, USER_MANAGE,
     DEPARTMENT_READ, DEPARTMENT_MANAGE, DEVICE_READ, DEVICE_MANAGE, CATEGORY_READ, CATEGORY_MANAGE,
-    CALENDAR_READ, CALENDAR_MANAGE,
+    CALENDAR_READ, CALENDAR_MANAGE, ESCALATION_READ, ESCALATION_MANAGE,
 )
 
 
@@ -72,8 +74,10 @@ def can(actor: Actor, action: str, target) -> bool:
     if action in (CATEGORY_READ, CALENDAR_READ):
         return True
     inside = is_within(target.scope_path, actor.scope_path)
-    if action == REGION_READ:
+    if action in (REGION_READ, ESCALATION_READ):
         return inside
+    if action == ESCALATION_MANAGE:
+        return actor.is_manager and inside
     if action == REGION_MANAGE:
         return actor.is_manager and inside and target.scope_path != actor.scope_path
     if action == REGION_ADD_CHILDREN:

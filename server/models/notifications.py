@@ -6,16 +6,29 @@ import uuid
 from datetime import date, datetime
 
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, Date, DateTime, ForeignKey, Index, Integer, SmallInteger, String, Text, text,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.domain.notifications import KINDS, OUTBOX_STATES
 from server.domain.territory import LEVELS
 from server.extensions import db
 
 from ._base import in_list, utcnow
+from .incidents import Category
+from .territory import Region
 
 
 class EscalationOverride(db.Model):
@@ -30,6 +43,9 @@ class EscalationOverride(db.Model):
     updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(Integer, server_default="1")
+
+    region: Mapped[Region] = relationship(lazy="joined", innerjoin=True)
+    category: Mapped[Category | None] = relationship(lazy="joined")
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (

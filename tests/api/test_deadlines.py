@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import pytest
 from sqlalchemy import update
 
 from server.domain.calendar import add_minutes
@@ -14,25 +13,7 @@ from server.models import EscalationOverride, Incident
 from server.services.calendar import work_calendar
 from server.services.deadlines import forget_cached_overrides
 from tests.api.test_incidents import act, report
-from tests.builders import build_tree, standard_categories
-
-
-@pytest.fixture
-def tree(db):
-    tree = build_tree()
-    standard_categories()
-    forget_cached_overrides()
-    return tree
-
-
-@pytest.fixture
-def worker(tree, client_for):
-    return client_for(tree["grid_worker"])
-
-
-@pytest.fixture
-def community(tree, client_for):
-    return client_for(tree["community"])
+from tests.builders import standard_categories
 
 
 def t(value: str) -> datetime:

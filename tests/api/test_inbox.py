@@ -4,26 +4,11 @@ from __future__ import annotations
 import pytest
 
 from tests.api.test_incidents import act, report
-from tests.builders import build_tree, standard_categories
 
 INBOX = "/api/v1/me/notifications"
 
 
-@pytest.fixture
-def tree(db):
-    tree = build_tree()
-    standard_categories()
-    return tree
 
-
-@pytest.fixture
-def worker(tree, client_for):
-    return client_for(tree["grid_worker"])
-
-
-@pytest.fixture
-def community(tree, client_for):
-    return client_for(tree["community"])
 
 
 def dispatched(tree, worker, community) -> int:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from server.extensions import db as _db
 from server.models import Incident, IncidentEvent, IncidentPhoto, Task
-from tests.builders import assign, build_tree, make_user, standard_categories
+from tests.builders import assign, make_user
 from tests.images import exif_gps, jpeg
 
 IN_G1 = [-118.3875, 34.025]
@@ -20,21 +20,7 @@ IN_G3 = [-118.275, 34.025]
 NOWHERE = [-117.0, 33.0]
 
 
-@pytest.fixture
-def tree(db):
-    tree = build_tree()
-    standard_categories()
-    return tree
 
-
-@pytest.fixture
-def worker(tree, client_for):
-    return client_for(tree["grid_worker"])
-
-
-@pytest.fixture
-def community(tree, client_for):
-    return client_for(tree["community"])
 
 
 def body(**overrides) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy import func, select
 
 from server.extensions import db as _db
@@ -14,26 +13,12 @@ from server.models import Incident, Notification, OutboxMessage, User
 from server.models._base import utcnow
 from server.services import notify
 from tests.api.test_incidents import act, report
-from tests.builders import build_tree, make_user, standard_categories
+from tests.builders import make_user
 
 DEVICES = "/api/v1/me/devices"
 
 
-@pytest.fixture
-def tree(db):
-    tree = build_tree()
-    standard_categories()
-    return tree
 
-
-@pytest.fixture
-def worker(tree, client_for):
-    return client_for(tree["grid_worker"])
-
-
-@pytest.fixture
-def community(tree, client_for):
-    return client_for(tree["community"])
 
 
 def phone(client, token: str, kind: str = "registration_token") -> None:

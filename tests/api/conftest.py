@@ -1,0 +1,29 @@
+"""Fixtures of the incident API tests: the small city with the standard categories, and
+signed-in clients of its grid worker, community and street."""
+from __future__ import annotations
+
+import pytest
+
+from tests.builders import build_tree, standard_categories
+
+
+@pytest.fixture
+def tree(db):
+    tree = build_tree()
+    standard_categories()
+    return tree
+
+
+@pytest.fixture
+def worker(tree, client_for):
+    return client_for(tree["grid_worker"])
+
+
+@pytest.fixture
+def community(tree, client_for):
+    return client_for(tree["community"])
+
+
+@pytest.fixture
+def street(tree, client_for):
+    return client_for(tree["street"])
