@@ -96,6 +96,9 @@ class PolicySchema(Schema):
         "description": "Share of the time used that turns the light yellow (0 < r < 1)"})
     top_level = fields.String(validate=validate.OneOf(LEVELS), metadata={
         "description": "Overdue cases escalate up to this level, then are flagged for supervision (督办)"})
+    department_from = fields.String(allow_none=True, validate=validate.OneOf(LEVELS), metadata={
+        "description": "From this level up, an escalated case is also dispatched at once to the department of the "
+                       "category's kind serving that level (null: its supervisors dispatch it)"})
     levels = fields.Dict(keys=fields.String(validate=validate.OneOf(LEVELS)), values=fields.Nested(StageSchema),
                          metadata={"description": "Per level: ack_minutes and resolve_minutes"})
 

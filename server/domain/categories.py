@@ -17,6 +17,7 @@ and ``text`` (default 2000).
 **Escalation policy** (the escalation engine reads it)::
 
     {"time_basis": "natural" | "working", "yellow_ratio": 0.75, "top_level": "district",
+     "department_from": null | "street" | …,
      "levels": {"grid": {"ack_minutes": 60, "resolve_minutes": 1440}, …}}
 
 Minutes are minutes of the time basis: wall-clock minutes for ``natural``, minutes of
@@ -286,6 +287,9 @@ DEFAULT_POLICY = {
     "time_basis": "natural",
     "yellow_ratio": 0.75,
     "top_level": "district",
+    # from this level up, a case that escalates is also dispatched at once to the department
+    # of the category's kind serving the new level (None: the level's supervisors dispatch it)
+    "department_from": None,
     "levels": {
         "grid": {"ack_minutes": 60, "resolve_minutes": 1440},  # 1 h to acknowledge, 1 day to resolve
         "community": {"ack_minutes": 120, "resolve_minutes": 2880},  # 2 h, 2 days
@@ -304,7 +308,8 @@ def effective_policy(policy: dict | None) -> dict:
     ``levels`` is taken whole: given levels replace the default levels entirely.
     """
     policy = policy or {}
-    result = {key: policy.get(key, DEFAULT_POLICY[key]) for key in ("time_basis", "yellow_ratio", "top_level")}
+    result = {key: policy.get(key, DEFAULT_POLICY[key])
+              for key in ("time_basis", "yellow_ratio", "top_level", "department_from")}
     levels = policy.get("levels", DEFAULT_POLICY["levels"])
     result["levels"] = {level: dict(levels[level]) for level in LEVELS if level in levels}
     return result
@@ -354,6 +359,8 @@ def validate_policy(policy, start_level: str) -> list[str]:
             errors.append(f"levels: unknown level {level!r} (one of {', '.join(LEVELS)}).")
         else:
             errors.extend(_stage_errors(level, stage))
+    if p["department_from"] is not None and p["department_from"] not in LEVELS:
+        errors.append(f"department_from must be null or one of {', '.join(LEVELS)}.")
     top = p["top_level"]
     if top not in LEVELS:
         return errors + [f"top_level must be one of {', '.join(LEVELS)}."]

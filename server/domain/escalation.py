@@ -34,7 +34,7 @@ LIGHT_LABELS = {GREEN: ("正常", "On time"), YELLOW: ("预警", "Due soon"), RE
 REMIND, ESCALATE, SUPERVISE = "remind", "escalate", "supervise"
 ACK_STEPS = ("repush", "backup", "supervisor")
 
-_POLICY_SCALARS = ("time_basis", "yellow_ratio", "top_level")
+_POLICY_SCALARS = ("time_basis", "yellow_ratio", "top_level", "department_from")
 
 
 def merge_policy(category_policy: dict | None, overrides: Iterable[dict | None]) -> dict:
@@ -85,6 +85,12 @@ def light(now: datetime, yellow_at: datetime | None, due_at: datetime | None, *,
     if yellow_at is not None and now >= yellow_at:
         return YELLOW
     return GREEN
+
+
+def department_takes(policy: dict, level: str) -> bool:
+    """Does a case escalated to ``level`` go at once to the department of its kind there?"""
+    start = effective_policy(policy)["department_from"]
+    return start is not None and level_rank(level) <= level_rank(start)
 
 
 def next_level(policy: dict, level: str) -> str | None:

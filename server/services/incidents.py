@@ -22,8 +22,9 @@ from geo import crs as geo_crs
 from geo.geometry import GeometryError, parse_point, to_db
 from server.domain import incidents as rules
 from server.domain.categories import clean_attribute_values
+from server.domain.escalation import department_takes
 from server.domain.permissions import SYSTEM, Actor
-from server.domain.territory import is_within
+from server.domain.territory import ancestor_ids, is_within, level_rank
 from server.errors import BadRequest, Conflict, Forbidden, InvalidInput, NotFound, PreconditionRequired
 from server.extensions import db
 from server.models import (
@@ -38,6 +39,7 @@ from server.models import (
     IncidentPhoto,
     Mediation,
     MediationSession,
+    Region,
     Task,
     User,
 )
@@ -93,7 +95,8 @@ class IncidentView:
 def incident_target(incident: Incident) -> rules.IncidentTarget:
     """What the rules need to know about ``incident``: its place, state and people."""
     active = _active_task(incident.id)
-    cell_workers = db.session.scalars(select(GridAssignment.user_id).where(GridAssignment.region_id == incident.region_id))
+    cell_workers = db.session.scalars(
+        select(GridAssignment.user_id).where(GridAssignment.region_id == incident.region_id))
     departments = db.session.scalars(
         select(Task.department_id).where(Task.incident_id == incident.id, Task.department_id.is_not(None)).distinct())
     return rules.IncidentTarget(
@@ -750,6 +753,26 @@ def _apply_action(actor: Actor, incident: Incident, target: rules.IncidentTarget
         _reopen(step)
         _event(incident, actor, "reopen", "closed", note="回访不满意 / dissatisfied call-back", at=step.now,
                data=step.extra)
+    if action == "escalate" and incident.status == "accepted":
+        department = _policy_department(incident)
+        if department is not None:  # the policy sends escalated cases of this kind to its department
+            _apply_action(SYSTEM, incident, incident_target(incident), "dispatch",
+                          {"department_id": department.id, "note": "升级后按策略派遣 / dispatched by the policy"},
+                          _dispatch, now)
+
+
+def _policy_department(incident: Incident) -> Department | None:
+    """The live department of the category's kind serving the case's level (the nearest on
+    its path at or above that level), when the policy sends escalated cases there."""
+    kind = incident.category.department_kind
+    if kind is None or not department_takes(deadlines.policy_for(incident.category, incident.region_path),
+                                            incident.level):
+        return None
+    ids = ancestor_ids(incident.region_path)[:level_rank(incident.level) + 1]
+    return db.session.scalars(
+        select(Department).join(Region, Region.id == Department.region_id)
+        .where(Department.kind == kind, Department.retired_at.is_(None), Department.region_id.in_(ids))
+        .order_by(func.length(Region.path).desc(), Department.id).limit(1)).first()
 
 
 def _take(actor: Actor, incident: Incident, target: rules.IncidentTarget, action: str, data: dict,

@@ -4,32 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pytest
+from sqlalchemy import select
 
+from server.extensions import db as _db
+from server.models import Category
 from tests.api.test_incidents import act, report
-from tests.builders import build_tree, standard_categories
-
-
-@pytest.fixture
-def tree(db):
-    tree = build_tree()
-    standard_categories()
-    return tree
-
-
-@pytest.fixture
-def worker(tree, client_for):
-    return client_for(tree["grid_worker"])
-
-
-@pytest.fixture
-def community(tree, client_for):
-    return client_for(tree["community"])
-
-
-@pytest.fixture
-def street(tree, client_for):
-    return client_for(tree["street"])
 
 
 def test_a_supervisor_escalates_with_a_reason_and_the_task_out_is_cancelled(tree, worker, community, street):
@@ -90,3 +69,27 @@ def test_handlers_and_reporters_do_not_move_cases_between_levels(tree, worker, c
     act(community, iid, "dispatch", assignee_id=tree["grid_worker"].id)
     assert act(worker, iid, "escalate", expect=403, note="处理不了")["code"] == "auth.forbidden"
     assert act(worker, iid, "return_down", expect=403, note="x")["code"] == "auth.forbidden"
+
+
+def test_the_policy_can_send_escalated_cases_to_the_department_of_their_kind(tree, worker, community,
+                                                                              client_for):
+    """0701 (noise) is a police matter: from the street up, an escalated case goes at once
+    to the street's police station (派出所), whose handlers hear of it."""
+    assert _db.session.scalars(select(Category.department_kind).where(Category.code == "0701")).one() == "police"
+    tree.department.kind = "police"  # the street's station
+    _db.session.commit()
+    street_override = {"policy": {"department_from": "street"}}
+    assert client_for(tree["street"]).put(f"/api/v1/regions/{tree['S1'].id}/escalation-overrides",
+                                          json={"category": "0701", **street_override}).status_code == 200
+    iid = report(worker, category="0701", attributes={"source": "square_dance"})["id"]
+    act(community, iid, "accept")
+    at_community = act(community, iid, "escalate", note="社区协调无果")
+    assert at_community["status"] == "accepted" and at_community["tasks"] == []  # not yet: below the street
+    at_street = act(community, iid, "escalate", note="需派出所处理")
+    assert at_street["level"] == "street" and at_street["status"] == "dispatched"
+    task = at_street["tasks"][-1]
+    assert task["department"]["id"] == tree.department.id and task["status"] == "open"
+    assert [e["action"] for e in at_street["timeline"]][-2:] == ["escalate", "dispatch"]
+    assert at_street["timeline"][-1]["actor"] is None  # the system, by the policy
+    police = client_for(tree["department"])
+    assert "acknowledge" in police.get(f"/api/v1/incidents/{iid}").json()["actions"]

@@ -9,9 +9,10 @@ import chinese_calendar
 import pytest
 
 from server.domain.calendar import WorkCalendar, parse_work_hours
+from server.domain.categories import validate_policy
 from server.domain.escalation import (
-    ESCALATE, GREEN, RED, REMIND, SUPERVISE, YELLOW, due_action, light, merge_policy, next_ack_step, next_level,
-    pause, resume, start_stage,
+    ESCALATE, GREEN, RED, REMIND, SUPERVISE, YELLOW, department_takes, due_action, light, merge_policy,
+    next_ack_step, next_level, pause, resume, start_stage,
 )
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -102,3 +103,17 @@ def test_suspension_keeps_what_was_left_in_working_time():
     yellow, due = resume(policy, at("2026-02-13", "16:30"), paused, CAL)
     assert yellow == at("2026-02-13", "17:30")
     assert due == at("2026-02-14", "11:30")
+
+
+def test_the_department_takes_escalated_cases_from_the_policys_level_up():
+    policy = {"department_from": "street"}
+    assert [department_takes(policy, level) for level in ("grid", "community", "street", "district", "city")] == [
+        False, False, True, True, True]
+    assert not department_takes({}, "city")  # by default the supervisors dispatch
+
+
+def test_department_from_must_be_a_level_or_null():
+    assert validate_policy({"department_from": "street"}, "grid") == []
+    assert validate_policy({"department_from": None}, "grid") == []
+    assert validate_policy({"department_from": "village"}, "grid") == [
+        "department_from must be null or one of city, district, street, community, grid."]
