@@ -137,7 +137,6 @@ def test_replay_stops_and_fails_when_the_server_is_unreachable(app, db, tree, sm
     assert db.session.scalars(select(Incident)).first() is None
 
 
-@pytest.mark.skipif(not LA_2017.exists(), reason="shared/data/la is not present")
 def test_replay_accounts_for_every_row_of_real_la_data(app, db, tree, live_server, tmp_path):
     with LA_2017.open(newline="") as f:
         rows = [row for _, row in zip(range(300), csv.DictReader(f))]
