@@ -1,7 +1,8 @@
 """``python -m bench``: build (or reuse) NYC in the bench database, then measure locate and
-reporting through the API against their raw SQL in the same run, and write docs/BENCHMARKS.md.
+reporting through the API against their raw SQL, and the escalation sweep and push dispatcher
+against set-based SQL and plain HTTP, in the same run, and write docs/BENCHMARKS.md.
 
-    python -m bench [--only locate,report] [--rebuild] [--duration 15] [--warmup 3] [--concurrency 1,4] ...
+    python -m bench [--only locate,report,escalation] [--rebuild] [--duration 15] [--warmup 3] [--concurrency 1,4] ...
 
 The database is ``BENCH_DATABASE_URL`` or the embedded cluster's ``fengqiao_bench``.
 """
@@ -16,9 +17,9 @@ from datetime import datetime, timezone
 from server import create_app
 from server.config import embedded_database_url
 
-from . import dataset, httpbench, machine, report, reportbench, say, sqlbench
+from . import dataset, escalationbench, httpbench, machine, report, reportbench, say, sqlbench
 
-SECTIONS = ("locate", "report")
+SECTIONS = ("locate", "report", "escalation")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,9 +34,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread keeps connections alive)")
     p.add_argument("--threads", type=int, default=2, help="threads per gthread worker")
     p.add_argument("--only", default=",".join(SECTIONS),
-                   help="comma-separated benchmarks to run (locate, report); the others' last results stay in the doc")
+                   help="comma-separated benchmarks to run (locate, report, escalation); the others' last results "
+                        "stay in the doc")
     p.add_argument("--retry-share", type=float, default=0.05,
                    help="report: share of requests that re-send an earlier report byte for byte (a client retry)")
+    p.add_argument("--escalation-incidents", type=int, default=escalationbench.INCIDENTS,
+                   help="escalation: open incidents in the fixture")
+    p.add_argument("--escalation-overdue", type=int, default=escalationbench.OVERDUE,
+                   help="escalation: how many of them are overdue (the sweep escalates these)")
+    p.add_argument("--pushes", type=int, default=escalationbench.PUSHES,
+                   help="escalation: due pushes the dispatcher sends to the fake FCM")
     p.add_argument("--no-doc", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
     args = p.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
@@ -44,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--only takes a comma-separated list of {', '.join(SECTIONS)}")
     if not 0 <= args.retry_share < 1:
         p.error("--retry-share is a share: 0 ≤ s < 1")
+    if not 0 < args.escalation_overdue <= args.escalation_incidents or args.pushes < 1:
+        p.error("--escalation-overdue must be from 1 to --escalation-incidents, --pushes at least 1")
     return args
 
 
@@ -117,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         results["report"] = reportbench.measure(app, url, dsn, fixtures, args)
         results["report"]["server"] = {"workers": args.workers, "worker_class": args.worker_class,
                                        "threads": args.threads}
+    if "escalation" in args.only:  # after report: its runs empty the incidents, this one fills them
+        results["escalation"] = escalationbench.measure(app, url, dsn, data.city_id, args)
     report.write_json(results)
     if not args.no_doc:
         report.write_doc(results)

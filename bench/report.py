@@ -18,6 +18,7 @@ LOCATE_TARGET = 3.0  # DESIGN.md: the API's locate time ≤ 3× the raw SQL time
 # What each benchmark contributes to results.json: a run with --only keeps the others' last results.
 LOCATE_KEYS = ("settings", "server", "raw", "api", "floor", "reference", "ratios", "locate_measured_at")
 REPORT_KEYS = ("report",)
+ESCALATION_KEYS = ("escalation",)
 
 
 def locate_ratios(raw: list[dict], api: list[dict]) -> list[dict]:
@@ -49,6 +50,8 @@ def carried_over(running: list[str]) -> dict:
         kept["machine"] = {k: v for k, v in last.get("machine", {}).items() if k in ("load_before", "load_after")}
     if "report" not in running and "report" in last:
         kept.update({k: last[k] for k in REPORT_KEYS})
+    if "escalation" not in running and "escalation" in last:
+        kept.update({k: last[k] for k in ESCALATION_KEYS})
     return kept
 
 
@@ -79,7 +82,7 @@ def _run_row(side: str, run: dict, same_distribution: float | None = None) -> li
             run["errors"], _hits(run, same_distribution)]
 
 
-def _machine_section(m: dict, report: dict | None) -> list[str]:
+def _machine_section(m: dict, report: dict | None, escalation: dict | None = None) -> list[str]:
     loads = []
     if "load_before" in m:
         loads.append(["Load average (1 min), locate", f"{m['load_before']:.2f} before the runs, {m['load_after']:.2f} "
@@ -87,6 +90,9 @@ def _machine_section(m: dict, report: dict | None) -> list[str]:
     if report:
         loads.append(["Load average (1 min), report", f"{report['load_before']:.2f} before the runs, "
                       f"{report['load_after']:.2f} after"])
+    if escalation:
+        loads.append(["Load average (1 min), escalation", f"{escalation['load_before']:.2f} before the runs, "
+                      f"{escalation['load_after']:.2f} after"])
     return ["### Machine", "", *_table(["", ""], [
         ["CPU", f"{m['cpu']} — {m['cores']} cores"], ["Memory", f"{m['memory_gib']} GiB"], ["OS", m["os"]],
         ["PostgreSQL", m["postgresql"]], ["PostGIS", f"{m['postgis']} (GEOS {m['geos']})"],
@@ -214,15 +220,93 @@ def _report_section(r: dict) -> list[str]:
     ]
 
 
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def _sweep_row(side: str, run: dict) -> list:
+    c = run["checked"]
+    workers = run["workers"]
+    if len(run.get("per_worker", [])) > 1:
+        each = " + ".join(f"{w['escalated']:,}" for w in run["per_worker"])
+        workers = f"{workers} ({each})"
+    statements = f"{run['statements_per_escalation']:.1f}" if "statements_per_escalation" in run else "1 in all"
+    return [side, workers, f"{c['cases']:,}", f"{run['seconds']:.2f}", f"{run['per_s']:,.1f}", statements,
+            f"{c['escalated_once']:,}", c["escalated_twice_or_more"], c["not_escalated"], c["escalations_of_others"],
+            f"{c['notifications']:,}", f"{c['outbox_rows']:,}"]
+
+
+def _push_row(side: str, run: dict, pushes: int) -> list:
+    k = run.get("checked", {})
+    statuses = k.get("statuses")
+    sent = f"{statuses.get('sent', 0):,} of {pushes:,}" if statuses is not None else "—"
+    received = (f"{k['requests']:,} ({k['extra_requests']} extra, {k['missing']} missing)"
+                if "requests" in k else "— (nothing sent)")
+    in_send = (f"{run['send_seconds']:.2f} ({100 * run['send_seconds'] / run['seconds']:.0f} %)"
+               if "send_seconds" in run else "all of it")
+    errors = run.get("errors") if isinstance(run.get("errors"), int) else (
+        run.get("retried", 0) + run.get("dead", 0) + run.get("failed", 0) + run.get("expired", 0))
+    return [side, f"{pushes:,}", f"{run['seconds']:.2f}", f"{run['per_s']:,.0f}", in_send, received, sent, errors]
+
+
+def _escalation_section(e: dict) -> list[str]:
+    f, push, peer = e["fixture"], e["push"], e["sql_peer"]
+    origin = "reused from an earlier run" if f["cached"] else "built by this run"
+    build = f" (its build took {f['build_seconds']:.0f} s)" if f.get("build_seconds") else ""
+    sweep_header = ["side", "workers (escalated by each)", "overdue cases", "seconds", "escalations/s",
+                    "SQL statements per escalation", "escalated once", "twice or more", "not escalated",
+                    "escalations of other cases", "inbox rows", "pushes queued"]
+    sweep_rows = [_sweep_row("`sweep(now)`", run) for run in e["sweeps"]]
+    sweep_rows.append(_sweep_row("one SQL statement", {**peer, "workers": 1}))
+    push_header = ["side", "pushes", "seconds", "pushes/s", "of which in `send` (s)", "requests the fake received",
+                   "rows sent", "retried, dead, failed or expired (requests: errors)"]
+    push_rows = [_push_row("`dispatch()` + `FcmSender` → fake FCM", push["fcm"], push["pushes"]),
+                 _push_row(f"plain `requests`, {push['width']} threads → fake FCM", push["requests"], push["pushes"]),
+                 _push_row("`dispatch()` + a sender that sends nothing", push["null"], push["pushes"])]
+    target_rows = []
+    for t in e["targets"]:
+        target_rows.append([t["what"], f"{t['rate']:,.1f} {t['unit']}", f"≥ {t['target']:,} {t['unit']}",
+                            _yes(t["met"]), f"{t['ratio']:.3f}× {t['peer']}",
+                            f"{t['twice']} twice, {t['missed']} missed ({_yes(t['exact'])})"])
+    fcm = push["fcm"]
+    when = f" (measured {e['measured_at']})"
+    return [
+        f"### Escalation: the sweep and the push dispatcher against their peers{when}", "",
+        f"{f['incidents']:,} open incidents accepted at the grid level (top level district), spread over the NYC "
+        f"cells, {f['overdue']:,} of them overdue; {f['supervisors']:,} community supervisors with one phone each, so "
+        f"that each escalation writes one inbox row and one push. Fixture {origin}{build}; the sweep is told it is "
+        f"the fixture's instant ({f['anchor']}). The overdue cases are restored before each run. The sweep runs in "
+        "worker processes of their own (spawned, each with its own app, pool and session), started together after "
+        "a warm-up pass; seconds from the first start to the last finish. SQL then counts each overdue case's "
+        "`escalate` events.", "",
+        *_table(sweep_header, sweep_rows), "",
+        f"Pushes: {push['pushes']:,} due outbox rows (one per inbox row, to the supervisors' phones in turn); the "
+        f"fake FCM is `tests/fakefcm.py` in a process of its own on 127.0.0.1 (keep-alive, listen backlog raised). "
+        f"firebase-admin's `send_each` runs one thread per message, up to {push['width']} a call, over the "
+        f"sender's {push['pool']} kept connections ({fcm['discarded_connections']:,} connections opened beyond them "
+        "and discarded in this run). The requests peer posts the bodies `send_each` posts for the same rows, "
+        "from as many threads.", "",
+        *_table(push_header, push_rows), "",
+        "Against the targets (≥ 2,000 escalations/s with 1,000,000 open and 10,000 overdue; ≥ 1,000 pushes/s to a "
+        "fake FCM; nothing escalated or pushed twice):", "",
+        *_table(["what", "measured", "target", "met", "against its peer (same run)", "nothing twice, nothing missed"],
+                target_rows), "",
+        f"The whole section took {e['seconds'] / 60:.1f} min. The SQL peer is "
+        "`bench/escalationbench.py: sql_peer_statement()`.", "",
+    ]
+
+
 def markdown(results: dict) -> str:
     """The generated results section."""
     lines = [MARKER, "", f"## Results ({results['generated_at']})", ""]
-    lines += _machine_section(results["machine"], results.get("report"))
+    lines += _machine_section(results["machine"], results.get("report"), results.get("escalation"))
     lines += _build_section(results["dataset"])
     if "raw" in results:
         lines += _locate_section(results)
     if "report" in results:
         lines += _report_section(results["report"])
+    if "escalation" in results:
+        lines += _escalation_section(results["escalation"])
     return "\n".join(lines)
 
 
@@ -253,5 +337,9 @@ def summary(results: dict) -> str:
         lines.append(f"report C={t['concurrency']}: {t['reports_per_s']:,.0f} new reports/s, p99 {t['p99_ms']:.1f} ms, "
                      f"{t['errors']} errors, {t['duplicates']} duplicates (target ≥ 400/s, p99 < 100 ms, 0, 0: "
                      f"{'met' if t['met'] else 'NOT met'})")
+    for t in results.get("escalation", {}).get("targets", []):
+        lines.append(f"{t['what']}: {t['rate']:,.1f} {t['unit']} (target ≥ {t['target']:,}: "
+                     f"{'met' if t['met'] else 'NOT met'}), {t['ratio']:.3f}× {t['peer']}, "
+                     f"{t['twice']} twice, {t['missed']} missed")
     lines.append(f"details: {DOC.relative_to(PROJECT_ROOT)}")
     return "\n".join(lines)
