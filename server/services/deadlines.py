@@ -98,10 +98,13 @@ def extend_stage(incident: Incident, until: datetime) -> None:
     incident.yellow_at = add_minutes(basis, calendar, start, total * policy["yellow_ratio"])
 
 
-def level_above(incident: Incident) -> str | None:
-    """The level an escalation takes the case to, or None at its policy's top level."""
-    return next_level({"top_level": incident.top_level} if incident.top_level else
-                      policy_for(incident.category, incident.region_path), incident.level)
+def level_above(incident, policy: dict | None = None) -> str | None:
+    """The level an escalation takes the case (an incident or a row with its ``level`` and
+    ``top_level``) to, or None at the top level of its stage (else of ``policy``, else of
+    its effective policy)."""
+    if incident.top_level:
+        return next_level({"top_level": incident.top_level}, incident.level)
+    return next_level(policy or policy_for(incident.category, incident.region_path), incident.level)
 
 
 def level_below(incident: Incident) -> str | None:

@@ -51,6 +51,8 @@ from .constraints import violated_constraint
 
 # Offline phones may send reports days late; older than this is refused.
 MAX_REPORT_AGE = timedelta(days=90)
+# A pending extension request ends with its task, refused with this note.
+TASK_ENDED_NOTE = "任务已结束 / the task ended"
 # An extension further ahead than this is a typing mistake.
 MAX_EXTENSION = timedelta(days=366)
 MAX_REPORT_PHOTOS = 9
@@ -409,7 +411,7 @@ def _cancel_active_task(step: _Step, status: str = "cancelled") -> Task | None:
         task.finished_at = step.now
         db.session.execute(update(Extension).where(
             Extension.incident_id == step.incident.id, Extension.status == "pending",
-        ).values(status="refused", decided_at=step.now, decision_note="任务已结束 / the task ended"))
+        ).values(status="refused", decided_at=step.now, decision_note=TASK_ENDED_NOTE))
         db.session.flush()  # before a new active task is inserted (one active per incident)
     return task
 
@@ -651,15 +653,11 @@ def _move_level(step: _Step, level: str, told_in: str, told_out: str | None = No
     step.extra.update(from_level=from_level, to_level=level)
     incident.level = level
     deadlines.next_stage(incident, step.now)
-    cause = f"incident:{incident.id}:stage:{incident.stage_no}"
-    taking = notify.level_supervisors(incident, level)
-    notify.notify(_others(step, taking), told_in, incident, now=step.now, cause=f"{cause}:in", level=level,
-                  deadline=incident.due_at)
-    if told_out:
-        left = notify.level_supervisors(incident, from_level)
-        left += notify.task_recipients(previous_task) if previous_task is not None else []
-        notify.notify(_others(step, set(left) - set(taking)), told_out, incident, now=step.now,
-                      cause=f"{cause}:out", level=level)
+    left = notify.level_supervisors(incident, from_level) if told_out else []
+    left += notify.task_recipients(previous_task) if told_out and previous_task is not None else []
+    notify.tell(notify.level_change(notify.Subject.of(incident), incident.stage_no, level, incident.due_at,
+                                    taking=notify.level_supervisors(incident, level), left=left, told_in=told_in,
+                                    told_out=told_out, actor_id=step.actor.user_id), step.now)
 
 
 def _escalate(step: _Step) -> None:
@@ -753,26 +751,28 @@ def _apply_action(actor: Actor, incident: Incident, target: rules.IncidentTarget
         _reopen(step)
         _event(incident, actor, "reopen", "closed", note="回访不满意 / dissatisfied call-back", at=step.now,
                data=step.extra)
-    if action == "escalate" and incident.status == "accepted":
-        department = _policy_department(incident)
-        if department is not None:  # the policy sends escalated cases of this kind to its department
-            _apply_action(SYSTEM, incident, incident_target(incident), "dispatch",
-                          {"department_id": department.id, "note": "升级后按策略派遣 / dispatched by the policy"},
-                          _dispatch, now)
+    if action == "escalate":
+        dispatch_by_policy(incident, now)
 
 
-def _policy_department(incident: Incident) -> Department | None:
-    """The live department of the category's kind serving the case's level (the nearest on
-    its path at or above that level), when the policy sends escalated cases there."""
+def dispatch_by_policy(incident: Incident, now: datetime) -> bool:
+    """After an escalation: when the policy sends cases of this kind at the new level to a
+    department, the system dispatches the case to the nearest live one on its path at or
+    above that level. True when it did."""
     kind = incident.category.department_kind
-    if kind is None or not department_takes(deadlines.policy_for(incident.category, incident.region_path),
-                                            incident.level):
-        return None
+    if incident.status != "accepted" or kind is None or not department_takes(
+            deadlines.policy_for(incident.category, incident.region_path), incident.level):
+        return False
     ids = ancestor_ids(incident.region_path)[:level_rank(incident.level) + 1]
-    return db.session.scalars(
+    department = db.session.scalars(
         select(Department).join(Region, Region.id == Department.region_id)
         .where(Department.kind == kind, Department.retired_at.is_(None), Department.region_id.in_(ids))
         .order_by(func.length(Region.path).desc(), Department.id).limit(1)).first()
+    if department is None:
+        return False
+    _apply_action(SYSTEM, incident, incident_target(incident), "dispatch",
+                  {"department_id": department.id, "note": "升级后按策略派遣 / dispatched by the policy"}, _dispatch, now)
+    return True
 
 
 def _take(actor: Actor, incident: Incident, target: rules.IncidentTarget, action: str, data: dict,
@@ -795,12 +795,6 @@ def _take(actor: Actor, incident: Incident, target: rules.IncidentTarget, action
     except Exception:
         db.session.rollback()
         raise
-
-
-def system_action(incident: Incident, action: str, note: str, now: datetime) -> None:
-    """Take ``action`` on ``incident`` as the system (the escalation sweep) at ``now``, in
-    the open transaction (no commit): the same rules and events as a person's action."""
-    _apply_action(SYSTEM, incident, incident_target(incident), action, {"note": note}, _APPLY[action], now)
 
 
 def act(actor: Actor, incident_id: int, action: str, data: dict, *, if_match: int | None = None) -> IncidentView:

@@ -11,8 +11,10 @@ from sqlalchemy import func, select
 from server import worker
 from server.domain.permissions import Actor
 from server.extensions import db as _db
-from server.models import Incident, IncidentEvent, Notification, Task
+from server.models import Category, Extension, Incident, IncidentEvent, Notification, Task
 from server.notifications.senders import LoggingSender
+from server.services import deadlines
+from server.services import escalation_overrides as overrides
 from server.services import incidents as service
 from server.services.sweep import sweep
 from tests.builders import assign, build_tree, make_user, standard_categories
@@ -97,6 +99,80 @@ def test_a_yellow_case_reminds_whoever_has_it_once_a_stage_without_a_new_version
     assert sweep(incident.yellow_at + timedelta(minutes=1)).reminded == 0
 
 
+def test_an_overdue_case_with_a_task_out_ends_the_task_and_tells_its_worker(tree):
+    incident = reported(tree)
+    act(tree["community"], incident, "accept")
+    act(tree["community"], incident, "dispatch", assignee_id=tree["grid_worker"].id)
+    act(tree["grid_worker"], incident, "acknowledge")
+    act(tree["grid_worker"], incident, "request_extension", note="等配件", until=incident.due_at + timedelta(days=2))
+    version = incident.version
+    assert sweep(incident.due_at).escalated == 1
+    _db.session.expire_all()
+    task = _db.session.scalars(select(Task).where(Task.incident_id == incident.id)).one()
+    extension = _db.session.scalars(select(Extension).where(Extension.incident_id == incident.id)).one()
+    assert (incident.status, incident.level, incident.version) == ("accepted", "community", version + 1)
+    assert task.status == "cancelled" and task.finished_at == incident.stage_started_at
+    assert (extension.status, extension.decision_note) == ("refused", service.TASK_ENDED_NOTE)
+    assert told(tree["grid_worker"])[-1] == "escalated_out"
+
+
+def test_the_sweep_escalates_as_the_escalate_action_does(tree):
+    """The sweep's set-wise escalation and a supervisor's escalate leave the same state,
+    the same stage and the same people told (only the actor and reason differ)."""
+    by_hand, by_sweep = reported(tree, description="手动"), reported(tree, description="超时")
+    for incident in (by_hand, by_sweep):
+        act(tree["community"], incident, "accept")
+        act(tree["community"], incident, "dispatch", assignee_id=tree["grid_worker"].id)
+    act(tree["community"], by_hand, "escalate", note="需街道协调")
+    version = by_sweep.version
+    assert sweep(by_sweep.due_at).escalated == 1
+    _db.session.expire_all()
+    assert by_sweep.version == version + 1
+
+    def state(incident):
+        told_kinds = sorted((n.user_id, n.kind, n.level, n.cause.split(":")[0], n.cause.split(":")[2:])
+                            for n in _db.session.scalars(select(Notification).where(
+                                Notification.incident_id == incident.id)))
+        tasks = [t.status for t in _db.session.scalars(select(Task).where(Task.incident_id == incident.id))]
+        event = _db.session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == incident.id)
+                                    .order_by(IncidentEvent.id.desc()).limit(1)).one()
+        return (incident.status, incident.level, incident.stage_no, incident.top_level, incident.escalation_count,
+                incident.due_at - incident.stage_started_at,
+                incident.yellow_at - incident.stage_started_at, incident.supervised_at, incident.reminded_stage,
+                tasks, (event.action, event.from_status, event.to_status, event.from_level, event.to_level,
+                        sorted(event.data)), [k for k in told_kinds if k[0] != tree["community"].id])
+
+    assert state(by_hand) == state(by_sweep)
+
+
+def test_from_the_policys_department_level_the_sweep_dispatches_to_the_department(tree):
+    tree.department.kind = "police"
+    _db.session.get(Category, _db.session.scalars(select(Category.id).where(Category.code == "0702")).one()
+                    ).department_kind = "police"
+    _db.session.commit()
+    overrides.set_override(actor(tree["city"]), tree["C"].id, "0702", {"department_from": "community"})
+    incident = reported(tree)
+    act(tree["community"], incident, "accept")
+    assert sweep(incident.due_at).escalated == 1
+    _db.session.expire_all()
+    task = _db.session.scalars(select(Task).where(Task.incident_id == incident.id)).one()
+    assert (incident.level, incident.status) == ("community", "dispatched")
+    assert task.department_id == tree.department.id and task.status == "open"
+    assert [a for a, _ in events(incident)][-2:] == ["escalate", "dispatch"]
+    assert told(tree["department"]) == ["task"]
+    assert sweep(task.ack_deadline - timedelta(seconds=1)).escalated == 0
+
+
+def test_a_yellow_case_with_a_department_task_reminds_the_departments_handlers(tree):
+    incident = reported(tree)
+    act(tree["community"], incident, "accept")
+    act(tree["community"], incident, "dispatch", department_id=tree.department.id)
+    act(tree["department"], incident, "acknowledge")
+    assert sweep(incident.yellow_at).reminded == 1
+    assert told(tree["department"]) == ["task", "reminder"]
+    assert not told(tree["community"])  # somebody has it: the supervisors are not bothered
+
+
 def test_an_unacknowledged_task_is_pushed_again_then_handed_to_the_backup_then_to_the_supervisors(tree):
     backup = make_user("worker2", "grid_worker", tree["K1"])
     assign(backup, tree["G1"], "backup")
@@ -169,17 +245,17 @@ def test_two_sweeps_side_by_side_escalate_each_case_once(tree, app):
 def test_a_failing_case_is_left_for_the_next_pass_and_the_others_go_on(tree, monkeypatch):
     cases = [reported(tree, description=f"问题{i}") for i in range(3)]
     now = max(c.due_at for c in cases)
-    real = service.system_action
+    real = deadlines.level_above
 
-    def flaky(incident, action, note, at):
+    def flaky(incident, policy=None):
         if incident.id == cases[1].id:
-            raise RuntimeError("push service down")
-        real(incident, action, note, at)
+            raise RuntimeError("policy unreadable")
+        return real(incident, policy)
 
-    monkeypatch.setattr("server.services.sweep.system_action", flaky)
+    monkeypatch.setattr(deadlines, "level_above", flaky)
     first = sweep(now)
     assert first.escalated == 2 and first.failed == [f"incident {cases[1].id}: RuntimeError"]
-    monkeypatch.setattr("server.services.sweep.system_action", real)
+    monkeypatch.setattr(deadlines, "level_above", real)
     assert sweep(now).escalated == 1
     _db.session.expire_all()
     assert {c.level for c in _db.session.scalars(select(Incident))} == {"community"}
