@@ -6,7 +6,7 @@ outbox row per live device of each person are committed with the change or not a
 (the outbox pattern; the worker's dispatcher sends them, to a registration token or a
 Firebase installation id as the device registered). The same ``cause`` never tells a
 person twice (a unique index), so a repeated sweep or a retried request adds nothing.
-``tell`` costs four statements whatever the number of messages.
+``tell`` costs four statements whatever the number of messages (``setwise``).
 """
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 
 from server.domain.incidents import supervising_level
 from server.domain.notifications import KIND_LABELS, URGENT_KINDS, quiet_until
 from server.domain.territory import LEVEL_LABELS, ancestor_ids, level_rank
 from server.extensions import db
 from server.models import Device, Incident, Notification, OutboxMessage, Task, User
+
+from .setwise import insert_rows
 
 # A push whose deadline is past or unknown lives this long; one never lives shorter than MIN_TTL.
 DEFAULT_TTL = timedelta(hours=24)
@@ -155,9 +156,8 @@ def tell(tells: Iterable[Tell], now: datetime) -> int:
             "level": message.level, "deadline": message.deadline, "title": title, "title_en": title_en,
             "body": body, "body_en": body_en, "urgent": message.kind in URGENT_KINDS, "cause": cause,
             "created_at": now})
-    written = db.session.execute(
-        insert(Notification).on_conflict_do_nothing(index_elements=["user_id", "cause"]).returning(
-            Notification.id, Notification.user_id, Notification.cause), rows).all()
+    written = db.session.execute(insert_rows(Notification.__table__, rows).on_conflict_do_nothing(
+        index_elements=["user_id", "cause"]).returning(Notification.id, Notification.user_id, Notification.cause)).all()
     if not written:
         return 0
     told = {(row.user_id, row.cause): row.id for row in written}
@@ -177,7 +177,7 @@ def tell(tells: Iterable[Tell], now: datetime) -> int:
         outbox += _pushes(message, notification_id, phones.get(user_id, ()), now,
                           None if message.kind in URGENT_KINDS else quiet.get(user_id))
     if outbox:
-        db.session.execute(insert(OutboxMessage), outbox)
+        db.session.execute(insert_rows(OutboxMessage.__table__, outbox))
     return len(told)
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select, update
 
 from server.domain import incidents as rules
 from server.domain.escalation import RUNNING_STATES, department_takes, next_ack_step, start_stage
@@ -36,6 +36,7 @@ from server.models import Category, Extension, GridAssignment, Incident, Inciden
 from . import deadlines, notify
 from .calendar import work_calendar
 from .incidents import TASK_ENDED_NOTE, _event, dispatch_by_policy
+from .setwise import insert_rows, rows_of
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -155,8 +156,8 @@ def _escalate_or_supervise(rows: Sequence, now: datetime) -> Counter:
         status = rules.transition(row.status, "escalate")
         stage = start_stage(policy, above, now, calendar)
         moves.append((row, category, policy, above, stage))
-        changes.append({"b_id": row.id, "b_status": status, "b_level": above, "b_stage_no": row.stage_no + 1,
-                        "b_yellow_at": stage.yellow_at, "b_due_at": stage.due_at, "b_top_level": policy["top_level"]})
+        changes.append({"id": row.id, "status": status, "level": above, "yellow_at": stage.yellow_at,
+                        "due_at": stage.due_at, "top_level": policy["top_level"]})
         events.append(_sweep_event_row(row, "escalate", now, status, above, OVERDUE_NOTE,
                                        {"reason": OVERDUE_NOTE, "from_level": row.level, "to_level": above}))
     ended = _end_active_tasks([row.id for row, *_ in moves], now)
@@ -166,12 +167,12 @@ def _escalate_or_supervise(rows: Sequence, now: datetime) -> Counter:
     places |= {notify.supervising_region(row.region_path, row.level) for row in tops}
     managers = notify.supervisors(places)
     if changes:
-        db.session.execute(update(_incidents).where(_incidents.c.id == bindparam("b_id")).values(
-            status=bindparam("b_status"), level=bindparam("b_level"), stage_no=bindparam("b_stage_no"),
-            stage_started_at=now, yellow_at=bindparam("b_yellow_at"), due_at=bindparam("b_due_at"),
-            top_level=bindparam("b_top_level"), supervised_at=None, paused_yellow_minutes=None,
-            paused_due_minutes=None, escalation_count=_incidents.c.escalation_count + 1,
-            version=_incidents.c.version + 1, updated_at=now), changes)
+        new = rows_of(_incidents, list(changes[0]), changes)
+        db.session.execute(update(_incidents).where(_incidents.c.id == new.c.id).values(
+            status=new.c.status, level=new.c.level, stage_no=_incidents.c.stage_no + 1, stage_started_at=now,
+            yellow_at=new.c.yellow_at, due_at=new.c.due_at, top_level=new.c.top_level, supervised_at=None,
+            paused_yellow_minutes=None, paused_due_minutes=None, escalation_count=_incidents.c.escalation_count + 1,
+            version=_incidents.c.version + 1, updated_at=now))
     for row, category, _, above, stage in moves:
         task = ended.get(row.id)
         left = managers[notify.supervising_region(row.region_path, row.level)] + (handlers[task] if task else [])
@@ -188,7 +189,7 @@ def _escalate_or_supervise(rows: Sequence, now: datetime) -> Counter:
                                  f"incident:{row.id}:stage:{row.stage_no}:supervised", level=row.level,
                                  deadline=row.due_at))
     if events:
-        db.session.execute(insert(_events), events)
+        db.session.execute(insert_rows(_events, events))
     notify.tell(tells, now)
     for row, category, policy, above, _ in moves:  # the policy's department, as the escalate action does
         if category.department_kind is not None and department_takes(policy, above):
@@ -250,7 +251,7 @@ def _remind(rows: Sequence, now: datetime) -> Counter:
         tells.append(notify.Tell(tuple(people), "reminder", _subject(row, categories[row.category_id]),
                                  f"incident:{row.id}:stage:{row.stage_no}:reminder", task[0] if task else None,
                                  row.level, row.due_at))
-    db.session.execute(insert(_events), [_sweep_event_row(row, "remind", now) for row in rows])
+    db.session.execute(insert_rows(_events, [_sweep_event_row(row, "remind", now) for row in rows]))
     notify.tell(tells, now)
     return Counter(reminded=len(rows))
 
