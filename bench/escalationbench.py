@@ -460,23 +460,18 @@ def run_sql_peer(dsn: str, fixtures: EscalationFixtures) -> dict:
 
 # ------------------------------------------------------------------ the fake FCM, in its own process
 
-def _fake_process(pipe, backlog: int, keep_alive: bool, directory: str) -> None:
-    """tests/fakefcm.py's FakeFcm (ThreadingHTTPServer, a thread per connection), in a process of
-    its own so that it does not share the dispatcher's interpreter lock. Its listen backlog is
-    raised (the library's is 5): FCM does not turn connections away; with ``keep_alive`` it
-    answers HTTP/1.1 and keeps connections open, as FCM does (http.server's HTTP/1.0 closes
-    each one). Answers the runner's
-    commands: ``reset`` (forget what was received), ``received`` (the data.message_id of every
-    request, token requests, unauthorised requests), ``stop``. Its service-account file (whose
+def _fake_process(pipe, backlog: int, directory: str) -> None:
+    """tests/fakefcm.py's FakeFcm (HTTP/1.1 with keep-alive on an asyncio loop), in a process of
+    its own so that it does not share the dispatcher's interpreter lock, with a listen backlog
+    as deep as FCM's (it does not turn connections away). Answers the runner's commands:
+    ``reset`` (forget what was received), ``received`` (the data.message_id of every request,
+    token requests, unauthorised requests), ``stop``. Its service-account file (whose
     ``token_uri`` is the fake) is written to ``directory``."""
     from pathlib import Path
 
     from tests.fakefcm import FakeFcm
 
-    fake = FakeFcm()
-    fake._server.socket.listen(backlog)
-    if keep_alive:  # answers carry Content-Length: HTTP/1.1 keeps the connection open
-        fake._server.RequestHandlerClass.protocol_version = "HTTP/1.1"
+    fake = FakeFcm(backlog=backlog)
     pipe.send((fake.url, str(fake.service_account(Path(directory)))))
     while True:
         command = pipe.recv()
@@ -496,12 +491,12 @@ def _fake_process(pipe, backlog: int, keep_alive: bool, directory: str) -> None:
 class FakeFcmProcess:
     """The runner's handle on the fake FCM process."""
 
-    def __init__(self, backlog: int = 4096, keep_alive: bool = True):
+    def __init__(self, backlog: int = 4096):
         directory = OUT_DIR / "fakefcm"
         directory.mkdir(parents=True, exist_ok=True)
         ctx = multiprocessing.get_context("spawn")
         self._pipe, child = ctx.Pipe()
-        self._process = ctx.Process(target=_fake_process, args=(child, backlog, keep_alive, str(directory)),
+        self._process = ctx.Process(target=_fake_process, args=(child, backlog, str(directory)),
                                     name="bench-fakefcm")
         self._process.start()
         self.url, self.service_account = self._pipe.recv()
@@ -525,7 +520,7 @@ class FakeFcmProcess:
 
 
 @contextmanager
-def fcm_sender(fake: FakeFcmProcess):
+def fcm_sender(fake_url: str, service_account: str):
     """The real FcmSender (firebase-admin, google-auth) pointed at the fake, as the tests do
     (tests/integration/conftest.py): FCM's URL and the service account's ``token_uri`` are the
     fake's, and google-auth does not look up a regional access boundary on the internet."""
@@ -540,9 +535,9 @@ def fcm_sender(fake: FakeFcmProcess):
     if not hasattr(boundary, lookup) or not hasattr(messaging._MessagingService, "FCM_URL"):
         raise RuntimeError("firebase-admin or google-auth moved what the bench points at the fake FCM")
     saved_url, saved_lookup = messaging._MessagingService.FCM_URL, boundary.__dict__.get(lookup)
-    messaging._MessagingService.FCM_URL = fake.url + "/v1/projects/{0}/messages:send"
+    messaging._MessagingService.FCM_URL = fake_url + "/v1/projects/{0}/messages:send"
     setattr(boundary, lookup, lambda self: False)
-    sender = FcmSender(fake.service_account, app_name=f"bench-{os.getpid()}-{time.monotonic_ns()}")
+    sender = FcmSender(service_account, app_name=f"bench-{os.getpid()}-{time.monotonic_ns()}")
     try:
         yield sender
     finally:
@@ -688,21 +683,74 @@ class TimedSender:
             self.calls += 1
 
 
-def run_dispatch(app: Flask, sender, label: str) -> dict:
-    """``dispatch(now, sender)`` until no due push is left; wall time, and the time in ``send``."""
+def _dispatch_process(url: str, fake: tuple[str, str] | None, index: int, ready, go, results) -> None:
+    """A dispatcher process as ``flask worker`` runs one (its own app and session): FcmSender to the fake at ``fake`` = (URL, service-account file), or
+    NullSender without one. Warmed up (token, connections, threads), it waits for the runner,
+    then runs ``dispatch(now, sender)`` until no due push is left."""
+    from contextlib import nullcontext
+
+    from sqlalchemy import text
+
+    from server import create_app
     from server.extensions import db
     from server.notifications.dispatcher import dispatch
 
-    timed = TimedSender(sender)
-    with app.app_context():
-        now = datetime.now(timezone.utc)
-        started = time.perf_counter()
-        report = dispatch(now, timed)
-        seconds = time.perf_counter() - started
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context(), (fcm_sender(*fake) if fake else nullcontext(NullSender())) as sender, \
+            _quiet_pool_warnings() as discarded:
+        _warm_up(sender, datetime.now(timezone.utc))
+        db.session.execute(text("SELECT 1"))  # the database connection too
         db.session.remove()
-    return {"sender": label, "seconds": seconds, "sent": report.sent, "per_s": report.sent / seconds,
-            "send_seconds": timed.seconds, "send_calls": timed.calls, "retried": report.retried,
-            "dead": report.dead, "failed": report.failed, "expired": report.expired, "errors": report.errors[:3]}
+        ready.wait()
+        go.wait()
+        discarded.count = 0
+        timed = TimedSender(sender)
+        started = time.monotonic()
+        report = dispatch(datetime.now(timezone.utc), timed)
+        finished = time.monotonic()
+        db.session.remove()
+    results.put({"worker": index, "started": started, "finished": finished, "sent": report.sent,
+                 "send_seconds": timed.seconds, "send_calls": timed.calls, "retried": report.retried,
+                 "dead": report.dead, "failed": report.failed, "expired": report.expired,
+                 "errors": report.errors[:3], "discarded_connections": discarded.count})
+
+
+def run_dispatch(url: str, fake: FakeFcmProcess | None, label: str, workers: int = 1) -> dict:
+    """``workers`` dispatcher processes started together on the due pushes (to the fake, or
+    with NullSender when ``fake`` is None); wall time from the first start to the last finish."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, go, results = ctx.Barrier(workers + 1), ctx.Barrier(workers + 1), ctx.Queue()
+    target = (fake.url, fake.service_account) if fake else None
+    processes = [ctx.Process(target=_dispatch_process, args=(url, target, i, ready, go, results),
+                             name=f"bench-dispatch-{i}") for i in range(workers)]
+    for p in processes:
+        p.start()
+    done: list[dict] = []
+    try:
+        ready.wait(timeout=120)
+        if fake:
+            fake.reset()  # forget the warm-up pushes
+        go.wait(timeout=10)
+        while len(done) < workers:
+            try:
+                done.append(results.get(timeout=5))
+            except queue.Empty:
+                if not any(p.is_alive() for p in processes) and results.empty():
+                    raise RuntimeError("a dispatcher process ended without a result (see its traceback)") from None
+    finally:
+        for p in processes:
+            p.join(timeout=10 if len(done) == workers else 0.1)
+            if p.is_alive():  # our own child, by its PID
+                p.kill()
+                p.join()
+    done.sort(key=lambda r: r["worker"])
+    seconds = max(r["finished"] for r in done) - min(r["started"] for r in done)
+    sent = sum(r["sent"] for r in done)
+    totals = {key: sum(r[key] for r in done) for key in ("retried", "dead", "failed", "expired", "send_calls",
+                                                         "discarded_connections")}
+    return {"sender": label, "workers": workers, "seconds": seconds, "sent": sent, "per_s": sent / seconds,
+            "send_seconds": max(r["send_seconds"] for r in done), **totals,
+            "errors": [e for r in done for e in r["errors"]][:3], "per_worker": done}
 
 
 def fcm_bodies(sender, dsn: str, now: datetime) -> list[bytes]:
@@ -781,25 +829,27 @@ class _CountingHandler(logging.Handler):
         self.count += 1  # under the handler's own lock (Handler.handle)
 
 
-def measure_push(app: Flask, dsn: str, count: int) -> dict:
-    """The dispatcher to the fake FCM, plain requests to the same fake, then the dispatcher with
-    no sender; each checked against the outbox and what the fake received."""
+def measure_push(url: str, dsn: str, count: int) -> dict:
+    """The dispatcher to the fake FCM in one and in two worker processes, plain requests to
+    the same fake, then the dispatcher with no sender; each checked against the outbox and
+    what the fake received."""
     fake = FakeFcmProcess()
+    runs = []
     try:
-        with fcm_sender(fake) as sender, _quiet_pool_warnings() as discarded:
+        for workers in (1, 2):
             now = datetime.now(timezone.utc)
-            queued = queue_pushes(dsn, count, now)
-            _warm_up(sender, now)
-            fake.reset()
-            discarded.count = 0
-            say(f"Push: {queued:,} due pushes through dispatch() and FcmSender (firebase-admin) to the fake FCM")
-            fcm = run_dispatch(app, sender, "dispatch() + FcmSender (send_each)")
+            queued = queue_pushes(dsn, count, now) if workers == 1 else requeue_pushes(dsn, now)
+            say(f"Push: {queued:,} due pushes through dispatch() and FcmSender (firebase-admin) to the fake FCM, "
+                f"{workers} worker process{'es' if workers > 1 else ''}")
+            fcm = run_dispatch(url, fake, "dispatch() + FcmSender (send_each)", workers)
             stored = push_counts(dsn)
-            fcm.update(queued=queued, discarded_connections=discarded.count,
-                       checked={**_verify_received(fake, stored["message_ids"]), "statuses": stored["statuses"],
-                                "attempts": stored["attempts"], "rows_attempted": stored["rows_attempted"]})
+            fcm.update(queued=queued, checked={**_verify_received(fake, stored["message_ids"]),
+                                               "statuses": stored["statuses"], "attempts": stored["attempts"],
+                                               "rows_attempted": stored["rows_attempted"]})
+            runs.append(fcm)
             say(f"    {fcm['per_s']:,.0f} pushes/s; the fake got {fcm['checked']['requests']:,} requests for "
                 f"{queued:,} rows, {fcm['checked']['extra_requests']} extra, {fcm['checked']['missing']} missing")
+        with fcm_sender(fake.url, fake.service_account) as sender, _quiet_pool_warnings() as discarded:
             bodies = fcm_bodies(sender, dsn, now)
             discarded.count = 0
             say(f"Push: the same {len(bodies):,} bodies as plain requests POSTs from {FCM_WIDTH} threads")
@@ -809,12 +859,13 @@ def measure_push(app: Flask, dsn: str, count: int) -> dict:
             say(f"    {peer['per_s']:,.0f} requests/s, {peer['errors']} errors")
         requeue_pushes(dsn, datetime.now(timezone.utc))
         say(f"Push: the {queued:,} pushes again through dispatch() with a sender that sends nothing")
-        null = run_dispatch(app, NullSender(), "dispatch() + a sender that sends nothing")
+        null = run_dispatch(url, None, "dispatch() + a sender that sends nothing")
         null["checked"] = {"statuses": push_counts(dsn)["statuses"]}
         say(f"    {null['per_s']:,.0f} pushes/s")
     finally:
         fake.close()
-    return {"pushes": queued, "width": FCM_WIDTH, "pool": FCM_POOL, "fcm": fcm, "requests": peer, "null": null}
+    return {"pushes": queued, "width": FCM_WIDTH, "pool": FCM_POOL, "fcm": runs[0], "fcm_runs": runs,
+            "requests": peer, "null": null}
 
 
 # ------------------------------------------------------------------ all of it
@@ -834,14 +885,16 @@ def targets(sweeps: list[dict], peer: dict, push: dict) -> list[dict]:
                      "twice": c["escalated_twice_or_more"], "missed": c["not_escalated"] + c["still_due"],
                      "exact": c["escalated_once"] == c["cases"] == c["moved_up_once"]
                      and not c["escalations_of_others"] and not c["still_due"]})
-    fcm, requests_peer = push["fcm"], push["requests"]
-    k = fcm["checked"]
-    rows.append({"what": "dispatcher to the fake FCM", "rate": fcm["per_s"], "target": TARGET["pushes_per_s"],
-                 "unit": "pushes/s", "met": fcm["per_s"] >= TARGET["pushes_per_s"],
-                 "peer": f"plain requests, {push['width']} threads", "ratio": fcm["per_s"] / requests_peer["per_s"],
-                 "twice": k["extra_requests"], "missed": k["missing"],
-                 "exact": k["requests"] == push["pushes"] == k["statuses"].get("sent", 0) == k["attempts"]
-                 and not k["unknown"]})
+    requests_peer = push["requests"]
+    for fcm in push["fcm_runs"]:
+        k = fcm["checked"]
+        rows.append({"what": f"dispatcher to the fake FCM, {fcm['workers']} worker{'s' if fcm['workers'] > 1 else ''}",
+                     "rate": fcm["per_s"], "target": TARGET["pushes_per_s"], "unit": "pushes/s",
+                     "met": fcm["per_s"] >= TARGET["pushes_per_s"],
+                     "peer": f"plain requests, {push['width']} threads", "ratio": fcm["per_s"] / requests_peer["per_s"],
+                     "twice": k["extra_requests"], "missed": k["missing"],
+                     "exact": k["requests"] == push["pushes"] == k["statuses"].get("sent", 0) == k["attempts"]
+                     and not k["unknown"]})
     return rows
 
 
@@ -867,7 +920,7 @@ def measure(app: Flask, url: str, dsn: str, city_id: int, args) -> dict:
     peer = run_sql_peer(dsn, fixtures)
     say(f"    {peer['per_s']:,.0f} escalations/s ({peer['seconds']:.2f} s)")
     restore_overdue(dsn)
-    push = measure_push(app, dsn, args.pushes)
+    push = measure_push(url, dsn, args.pushes)
     restore_overdue(dsn)
     return {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "fixture": {"incidents": fixtures.incidents, "overdue": fixtures.overdue,

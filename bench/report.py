@@ -260,15 +260,17 @@ def _escalation_section(e: dict) -> list[str]:
     sweep_rows.append(_sweep_row("one SQL statement", {**peer, "workers": 1}))
     push_header = ["side", "pushes", "seconds", "pushes/s", "of which in `send` (s)", "requests the fake received",
                    "rows sent", "retried, dead, failed or expired (requests: errors)"]
-    push_rows = [_push_row("`dispatch()` + `FcmSender` → fake FCM", push["fcm"], push["pushes"]),
-                 _push_row(f"plain `requests`, {push['width']} threads → fake FCM", push["requests"], push["pushes"]),
+    runs = push.get("fcm_runs", [push["fcm"]])
+    push_rows = [_push_row(f"`dispatch()` + `FcmSender` → fake FCM, {run.get('workers', 1)} worker process"
+                           f"{'es' if run.get('workers', 1) > 1 else ''}", run, push["pushes"]) for run in runs]
+    push_rows += [_push_row(f"plain `requests`, {push['width']} threads → fake FCM", push["requests"], push["pushes"]),
                  _push_row("`dispatch()` + a sender that sends nothing", push["null"], push["pushes"])]
     target_rows = []
     for t in e["targets"]:
         target_rows.append([t["what"], f"{t['rate']:,.1f} {t['unit']}", f"≥ {t['target']:,} {t['unit']}",
                             _yes(t["met"]), f"{t['ratio']:.3f}× {t['peer']}",
                             f"{t['twice']} twice, {t['missed']} missed ({_yes(t['exact'])})"])
-    fcm = push["fcm"]
+    discarded = sum(run.get("discarded_connections", 0) for run in runs)
     when = f" (measured {e['measured_at']})"
     return [
         f"### Escalation: the sweep and the push dispatcher against their peers{when}", "",
@@ -281,11 +283,13 @@ def _escalation_section(e: dict) -> list[str]:
         "`escalate` events.", "",
         *_table(sweep_header, sweep_rows), "",
         f"Pushes: {push['pushes']:,} due outbox rows (one per inbox row, to the supervisors' phones in turn); the "
-        f"fake FCM is `tests/fakefcm.py` in a process of its own on 127.0.0.1 (keep-alive, listen backlog raised). "
-        f"firebase-admin's `send_each` runs one thread per message, up to {push['width']} a call, over the "
-        f"sender's {push['pool']} kept connections ({fcm['discarded_connections']:,} connections opened beyond them "
-        "and discarded in this run). The requests peer posts the bodies `send_each` posts for the same rows, "
-        "from as many threads.", "",
+        f"fake FCM is `tests/fakefcm.py` (HTTP/1.1 keep-alive on an asyncio loop) in a process of its own on "
+        f"127.0.0.1. The dispatcher runs in worker processes as `flask worker` does (its own app and session), "
+        f"warmed up (OAuth token, connections), started together; seconds "
+        f"from the first start to the last finish. firebase-admin's `send_each` runs one thread per message, up "
+        f"to {push['width']} a call, over the sender's {push['pool']} kept connections ({discarded:,} connections "
+        "opened beyond them and discarded in these runs). The requests peer posts the bodies `send_each` posts "
+        "for the same rows, from as many threads, in the runner's process.", "",
         *_table(push_header, push_rows), "",
         "Against the targets (≥ 2,000 escalations/s with 1,000,000 open and 10,000 overdue; ≥ 1,000 pushes/s to a "
         "fake FCM; nothing escalated or pushed twice):", "",

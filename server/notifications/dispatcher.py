@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, select, update
 
 from server.domain.notifications import retry_delay
 from server.extensions import db
 from server.models import Device, OutboxAttempt, OutboxMessage
+from server.services.setwise import insert_rows, rows_of
 
 from .senders import Push, PushResult, PushSender
 
@@ -106,43 +106,56 @@ def _set(ids: list[int], **values) -> None:
 
 
 def _record(rows, results: list[PushResult], now: datetime, report: DispatchReport, rng) -> None:
-    cfg = current_app.config
-    attempts = []
+    """Each result's outcome, the row's new state, an attempt row, the dead devices: in
+    three set-wise statements and one commit, whatever the batch's size."""
+    changes, attempts, dead_devices = [], [], {}
     for row, result in zip(rows, results):
-        tries = row.attempts + 1
-        outcome = result.outcome
-        if outcome == "sent":
-            _set([row.id], status="sent", sent_at=now, lease_until=None, fcm_name=result.name, last_error=None)
-            report.sent += 1
-        elif outcome == "dead":
-            _set([row.id], status="dead", lease_until=None, last_error=_why(result))
-            db.session.execute(update(Device).where(Device.id == row.device_id, Device.disabled_at.is_(None))
-                               .values(disabled_at=now, disabled_reason=f"FCM: {result.error_code}"[:200]))
-            report.dead += 1
-        elif outcome == "retry":
-            delay = retry_delay(tries, base_s=cfg["PUSH_RETRY_BASE_SECONDS"], cap_s=cfg["PUSH_RETRY_CAP_SECONDS"],
-                                retry_after_s=result.retry_after_s, rng=rng)
-            at = now + timedelta(seconds=delay)
-            if tries >= cfg["PUSH_MAX_ATTEMPTS"]:
-                outcome = "failed"
-                _set([row.id], status="failed", lease_until=None,
-                     last_error=f"gave up after {tries} attempts: {_why(result)}"[:500])
-                report.failed += 1
-            elif at >= row.expires_at:
-                outcome = "expired"
-                _set([row.id], status="expired", lease_until=None,
-                     last_error=f"the next try would come after its expiry: {_why(result)}"[:500])
-                report.expired += 1
-            else:
-                _set([row.id], status="pending", lease_until=None, next_attempt_at=at, last_error=_why(result))
-                report.retried += 1
-        else:
-            _set([row.id], status="failed", lease_until=None, last_error=_why(result))
-            report.failed += 1
-        attempts.append({"outbox_id": row.id, "at": now, "outcome": outcome, "http_status": result.http_status,
+        outcome, change = _outcome(row, result, now, rng)
+        setattr(report, _COUNTED[outcome], getattr(report, _COUNTED[outcome]) + 1)
+        changes.append({"id": row.id, "status": outcome, "sent_at": None, "fcm_name": None,
+                        "next_attempt_at": None, "last_error": None} | change)
+        if outcome == "dead":
+            dead_devices[row.device_id] = f"FCM: {result.error_code}"[:200]
+        attempts.append({"outbox_id": row.id, "at": now, "outcome": "retry" if outcome == "pending" else outcome,
+                         "http_status": result.http_status,
                          "error_code": result.error_code, "detail": (result.detail or None) and result.detail[:500]})
-    db.session.execute(insert(OutboxAttempt), attempts)
+    outbox = OutboxMessage.__table__
+    new = rows_of(outbox, list(changes[0]), changes)
+    db.session.execute(update(outbox).where(outbox.c.id == new.c.id).values(
+        status=new.c.status, lease_until=None, sent_at=new.c.sent_at, fcm_name=new.c.fcm_name,
+        last_error=new.c.last_error, next_attempt_at=func.coalesce(new.c.next_attempt_at, outbox.c.next_attempt_at)))
+    if dead_devices:
+        devices = Device.__table__
+        gone = rows_of(devices, ["id", "disabled_reason"],
+                       [{"id": device, "disabled_reason": why} for device, why in dead_devices.items()])
+        db.session.execute(update(devices).where(devices.c.id == gone.c.id, devices.c.disabled_at.is_(None))
+                           .values(disabled_at=now, disabled_reason=gone.c.disabled_reason))
+    db.session.execute(insert_rows(OutboxAttempt.__table__, attempts))
     db.session.commit()
+
+
+# the report's counter of each outcome
+_COUNTED = {"sent": "sent", "dead": "dead", "pending": "retried", "failed": "failed", "expired": "expired"}
+
+
+def _outcome(row, result: PushResult, now: datetime, rng) -> tuple[str, dict]:
+    """The row's next status after ``result`` and what changes with it."""
+    cfg = current_app.config
+    tries = row.attempts + 1
+    if result.outcome == "sent":
+        return "sent", {"sent_at": now, "fcm_name": result.name}
+    if result.outcome == "dead":
+        return "dead", {"last_error": _why(result)}
+    if result.outcome != "retry":
+        return "failed", {"last_error": _why(result)}
+    at = now + timedelta(seconds=retry_delay(tries, base_s=cfg["PUSH_RETRY_BASE_SECONDS"],
+                                             cap_s=cfg["PUSH_RETRY_CAP_SECONDS"],
+                                             retry_after_s=result.retry_after_s, rng=rng))
+    if tries >= cfg["PUSH_MAX_ATTEMPTS"]:
+        return "failed", {"last_error": f"gave up after {tries} attempts: {_why(result)}"[:500]}
+    if at >= row.expires_at:
+        return "expired", {"last_error": f"the next try would come after its expiry: {_why(result)}"[:500]}
+    return "pending", {"next_attempt_at": at, "last_error": _why(result)}
 
 
 def _why(result: PushResult) -> str:

@@ -84,6 +84,7 @@ class FcmSender:
                                                       {"httpTimeout": timeout_s}, name=app_name)
         self._service = messaging._get_messaging_service(self._app)
         _without_library_retries(self._service)
+        _environment_once(self._service._client.session, self._service._fcm_url)
 
     def _message(self, push: Push, now: datetime):
         """firebase-admin 7 addresses an app instance by its Firebase installation id
@@ -127,6 +128,16 @@ def _without_library_retries(service) -> None:
     session = service._client.session
     for prefix in list(session.adapters):
         session.mount(prefix, requests.adapters.HTTPAdapter(pool_connections=100, pool_maxsize=100, max_retries=0))
+
+
+def _environment_once(session, url: str) -> None:
+    """requests reads the environment (proxies, CA bundle, ~/.netrc) again for every request:
+    a few system calls each, which 500 threads contending for the interpreter lock pay dearly.
+    Read what applies to FCM's URL once, at start, and keep it on the session."""
+    settings = session.merge_environment_settings(url, {}, None, None, None)
+    session.proxies.update(settings["proxies"])
+    session.verify = settings["verify"]
+    session.trust_env = False
 
 
 def _result(response) -> PushResult:

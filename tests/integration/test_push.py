@@ -5,8 +5,10 @@ and recording that re-sends once with the same message id."""
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import datetime, timedelta
 
+import firebase_admin
 import pytest
 from firebase_admin import messaging
 from sqlalchemy import select
@@ -15,18 +17,37 @@ from server.extensions import db as _db
 from server.models import Device, Incident, OutboxAttempt, OutboxMessage
 from server.models._base import utcnow
 from server.notifications.dispatcher import LEASE, dispatch
+from server.notifications.senders import FcmSender
 from server.services import notify
 from tests.builders import build_tree, standard_categories
 from tests.incident_builders import make_incident
 
 
-def test_the_firebase_admin_internals_the_sender_relies_on_are_still_there():
+def test_the_firebase_admin_internals_the_sender_relies_on_are_still_there(sender, fake):
     """If firebase-admin moves these, pushes would go to the real FCM URL or retry for seconds
     inside the library: fail here, loudly, instead."""
     assert "{0}" in messaging._MessagingService.FCM_URL
     assert callable(messaging._get_messaging_service)
     from firebase_admin import _http_client
     assert isinstance(_http_client.HttpClient.session, property)
+    assert sender._service._fcm_url.startswith(fake.url)
+
+
+def test_the_sender_reads_the_environment_once_and_still_honours_its_proxy(fake, tmp_path, monkeypatch):
+    """Proxies and the CA bundle from the environment apply to FCM, read when the sender starts
+    (requests would read them, and ~/.netrc, again for every message)."""
+    monkeypatch.setattr(messaging._MessagingService, "FCM_URL", "https://fcm.example.invalid/v1/projects/{0}/send")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "bundle.pem"))
+    push = FcmSender(str(fake.service_account(tmp_path)), app_name=f"test-{uuid.uuid4()}")
+    try:
+        session = push._service._client.session
+        assert session.trust_env is False
+        assert session.proxies.get("https") == "http://127.0.0.1:3128"
+        assert session.verify == str(tmp_path / "bundle.pem")
+    finally:
+        firebase_admin.delete_app(push._app)
 
 
 
