@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="escalation: how many of them are overdue (the sweep escalates these)")
     p.add_argument("--pushes", type=int, default=escalationbench.PUSHES,
                    help="escalation: due pushes the dispatcher sends to the fake FCM")
+    p.add_argument("--escalation-repeat", type=int, default=3,
+                   help="escalation: runs of each measurement (the median run is reported, with every run's rate)")
     p.add_argument("--no-doc", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
     args = p.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
@@ -52,8 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--only takes a comma-separated list of {', '.join(SECTIONS)}")
     if not 0 <= args.retry_share < 1:
         p.error("--retry-share is a share: 0 ≤ s < 1")
-    if not 0 < args.escalation_overdue <= args.escalation_incidents or args.pushes < 1:
-        p.error("--escalation-overdue must be from 1 to --escalation-incidents, --pushes at least 1")
+    if not 0 < args.escalation_overdue <= args.escalation_incidents or args.pushes < 1 or args.escalation_repeat < 1:
+        p.error("--escalation-overdue must be from 1 to --escalation-incidents, --pushes and --escalation-repeat "
+                "at least 1")
     return args
 
 

@@ -231,7 +231,7 @@ def _sweep_row(side: str, run: dict) -> list:
         each = " + ".join(f"{w['escalated']:,}" for w in run["per_worker"])
         workers = f"{workers} ({each})"
     statements = f"{run['statements_per_escalation']:.1f}" if "statements_per_escalation" in run else "1 in all"
-    return [side, workers, f"{c['cases']:,}", f"{run['seconds']:.2f}", f"{run['per_s']:,.1f}", statements,
+    return [side, workers, f"{c['cases']:,}", f"{run['seconds']:.2f}", f"{run['per_s']:,.1f}", _every(run), statements,
             f"{c['escalated_once']:,}", c["escalated_twice_or_more"], c["not_escalated"], c["escalations_of_others"],
             f"{c['notifications']:,}", f"{c['outbox_rows']:,}"]
 
@@ -246,7 +246,13 @@ def _push_row(side: str, run: dict, pushes: int) -> list:
                if "send_seconds" in run else "all of it")
     errors = run.get("errors") if isinstance(run.get("errors"), int) else (
         run.get("retried", 0) + run.get("dead", 0) + run.get("failed", 0) + run.get("expired", 0))
-    return [side, f"{pushes:,}", f"{run['seconds']:.2f}", f"{run['per_s']:,.0f}", in_send, received, sent, errors]
+    return [side, f"{pushes:,}", f"{run['seconds']:.2f}", f"{run['per_s']:,.0f}", _every(run), in_send, received, sent,
+            errors]
+
+
+def _every(run: dict) -> str:
+    """Every run's rate, in the order run."""
+    return ", ".join(f"{rate:,.0f}" for rate in run.get("runs_per_s", [run["per_s"]]))
 
 
 def _escalation_section(e: dict) -> list[str]:
@@ -254,11 +260,11 @@ def _escalation_section(e: dict) -> list[str]:
     origin = "reused from an earlier run" if f["cached"] else "built by this run"
     build = f" (its build took {f['build_seconds']:.0f} s)" if f.get("build_seconds") else ""
     sweep_header = ["side", "workers (escalated by each)", "overdue cases", "seconds", "escalations/s",
-                    "SQL statements per escalation", "escalated once", "twice or more", "not escalated",
+                    "every run (escalations/s)", "SQL statements per escalation", "escalated once", "twice or more", "not escalated",
                     "escalations of other cases", "inbox rows", "pushes queued"]
     sweep_rows = [_sweep_row("`sweep(now)`", run) for run in e["sweeps"]]
     sweep_rows.append(_sweep_row("one SQL statement", {**peer, "workers": 1}))
-    push_header = ["side", "pushes", "seconds", "pushes/s", "of which in `send` (s)", "requests the fake received",
+    push_header = ["side", "pushes", "seconds", "pushes/s", "every run (per s)", "of which in `send` (s)", "requests the fake received",
                    "rows sent", "retried, dead, failed or expired (requests: errors)"]
     runs = push.get("fcm_runs", [push["fcm"]])
     push_rows = [_push_row(f"`dispatch()` + `FcmSender` → fake FCM, {run.get('workers', 1)} worker process"
@@ -269,7 +275,8 @@ def _escalation_section(e: dict) -> list[str]:
     for t in e["targets"]:
         target_rows.append([t["what"], f"{t['rate']:,.1f} {t['unit']}", f"≥ {t['target']:,} {t['unit']}",
                             _yes(t["met"]), f"{t['ratio']:.3f}× {t['peer']}",
-                            f"{t['twice']} twice, {t['missed']} missed ({_yes(t['exact'])})"])
+                            f"{t['twice']} twice, {t['missed']} missed in {t.get('runs', 1)} run"
+                            f"{'s' if t.get('runs', 1) > 1 else ''} ({_yes(t['exact'])})"])
     discarded = sum(run.get("discarded_connections", 0) for run in runs)
     when = f" (measured {e['measured_at']})"
     return [
@@ -280,7 +287,9 @@ def _escalation_section(e: dict) -> list[str]:
         f"the fixture's instant ({f['anchor']}). The overdue cases are restored before each run. The sweep runs in "
         "worker processes of their own (spawned, each with its own app, pool and session), started together after "
         "a warm-up pass; seconds from the first start to the last finish. SQL then counts each overdue case's "
-        "`escalate` events.", "",
+        f"`escalate` events. Every measurement in this section is run {e.get('repeat', 1)} time"
+        f"{'s' if e.get('repeat', 1) > 1 else ''}: the tables show the run with the median rate, and every run's "
+        "rate.", "",
         *_table(sweep_header, sweep_rows), "",
         f"Pushes: {push['pushes']:,} due outbox rows (one per inbox row, to the supervisors' phones in turn); the "
         f"fake FCM is `tests/fakefcm.py` (HTTP/1.1 keep-alive on an asyncio loop) in a process of its own on "
