@@ -280,7 +280,7 @@ def ensure_fixtures(dsn: str, city_id: int, incidents: int = INCIDENTS, overdue:
 
 # ------------------------------------------------------------------ the sweep, in worker processes
 
-def _sweep_process(url: str, now: datetime, index: int, start, results) -> None:
+def _sweep_process(url: str, now: datetime, index: int, ready, go, results) -> None:
     """A worker process (spawned: nothing shared with the runner): its own app, engine and
     session, as ``flask worker`` has. A warm-up pass at an instant when nothing is due yet
     opens the connection; then, once every worker is ready, one ``sweep(now)``."""
@@ -297,7 +297,8 @@ def _sweep_process(url: str, now: datetime, index: int, start, results) -> None:
         warm = sweep(now - timedelta(days=30))
         db.session.remove()
         statements[0] = 0
-        start.wait()
+        ready.wait()
+        go.wait()
         started = time.monotonic()
         report = sweep(now)
         finished = time.monotonic()
@@ -308,36 +309,51 @@ def _sweep_process(url: str, now: datetime, index: int, start, results) -> None:
                  "warmup_done": warm.done, "statements": statements[0]})
 
 
-def run_sweep(url: str, dsn: str, fixtures: EscalationFixtures, workers: int) -> dict:
-    """``workers`` sweeps started together on the restored overdue cases; wall time from the
-    first start to the last finish (one monotonic clock for all processes), then SQL's count.
-    Progress: the escalate events SQL sees, every 2 s."""
-    restore_overdue(dsn)
+def _run_processes(target, args: tuple, workers: int, name: str, *, before_go=None, meanwhile=None) -> list[dict]:
+    """``workers`` spawned processes running ``target(*args, index, ready, go, results)``: each
+    prepares, waits at ``ready``, then (once ``before_go()`` has run here) starts at ``go`` and
+    puts one result. ``meanwhile()`` runs every 2 s until all have answered. The results, by
+    index; a process that dies without one stops the run, and none is left behind."""
     ctx = multiprocessing.get_context("spawn")
-    start, results = ctx.Barrier(workers + 1), ctx.Queue()
-    processes = [ctx.Process(target=_sweep_process, args=(url, fixtures.anchor, i, start, results),
-                             name=f"bench-sweep-{i}") for i in range(workers)]
+    ready, go, results = ctx.Barrier(workers + 1), ctx.Barrier(workers + 1), ctx.Queue()
+    processes = [ctx.Process(target=target, args=(*args, i, ready, go, results), name=f"{name}-{i}")
+                 for i in range(workers)]
     for p in processes:
         p.start()
     done: list[dict] = []
     try:
-        start.wait(timeout=120)
-        with progress_bar("escalations") as progress, psycopg.connect(dsn, autocommit=True) as conn:
-            while len(done) < workers:
-                try:
-                    done.append(results.get(timeout=2))
-                except queue.Empty:
-                    if not any(p.is_alive() for p in processes) and results.empty():
-                        raise RuntimeError("a sweep worker ended without a result (see its traceback above)") from None
-                seen = conn.execute("SELECT count(*) FROM incident_events WHERE action = 'escalate'").fetchone()[0]
-                progress(seen, fixtures.overdue, f"{workers} worker{'s' if workers > 1 else ''}")
+        ready.wait(timeout=120)
+        if before_go:
+            before_go()
+        go.wait(timeout=10)
+        while len(done) < workers:
+            try:
+                done.append(results.get(timeout=2))
+            except queue.Empty:
+                if not any(p.is_alive() for p in processes) and results.empty():
+                    raise RuntimeError(f"a {name} process ended without a result (see its traceback)") from None
+            if meanwhile:
+                meanwhile()
     finally:
         for p in processes:
             p.join(timeout=10 if len(done) == workers else 0.1)
             if p.is_alive():  # our own child, by its PID
                 p.kill()
                 p.join()
-    done.sort(key=lambda r: r["worker"])
+    return sorted(done, key=lambda r: r["worker"])
+
+
+def run_sweep(url: str, dsn: str, fixtures: EscalationFixtures, workers: int) -> dict:
+    """``workers`` sweeps started together on the restored overdue cases; wall time from the
+    first start to the last finish (one monotonic clock for all processes), then SQL's count.
+    Progress: the escalate events SQL sees, every 2 s."""
+    restore_overdue(dsn)
+    with progress_bar("escalations") as progress, psycopg.connect(dsn, autocommit=True) as conn:
+        def show() -> None:
+            seen = conn.execute("SELECT count(*) FROM incident_events WHERE action = 'escalate'").fetchone()[0]
+            progress(seen, fixtures.overdue, f"{workers} worker{'s' if workers > 1 else ''}")
+
+        done = _run_processes(_sweep_process, (url, fixtures.anchor), workers, "bench-sweep", meanwhile=show)
     seconds = max(r["finished"] for r in done) - min(r["started"] for r in done)
     escalated = sum(r["escalated"] for r in done)
     counts = escalation_counts(dsn, fixtures.anchor)
@@ -718,32 +734,9 @@ def _dispatch_process(url: str, fake: tuple[str, str] | None, index: int, ready,
 def run_dispatch(url: str, fake: FakeFcmProcess | None, label: str, workers: int = 1) -> dict:
     """``workers`` dispatcher processes started together on the due pushes (to the fake, or
     with NullSender when ``fake`` is None); wall time from the first start to the last finish."""
-    ctx = multiprocessing.get_context("spawn")
-    ready, go, results = ctx.Barrier(workers + 1), ctx.Barrier(workers + 1), ctx.Queue()
     target = (fake.url, fake.service_account) if fake else None
-    processes = [ctx.Process(target=_dispatch_process, args=(url, target, i, ready, go, results),
-                             name=f"bench-dispatch-{i}") for i in range(workers)]
-    for p in processes:
-        p.start()
-    done: list[dict] = []
-    try:
-        ready.wait(timeout=120)
-        if fake:
-            fake.reset()  # forget the warm-up pushes
-        go.wait(timeout=10)
-        while len(done) < workers:
-            try:
-                done.append(results.get(timeout=5))
-            except queue.Empty:
-                if not any(p.is_alive() for p in processes) and results.empty():
-                    raise RuntimeError("a dispatcher process ended without a result (see its traceback)") from None
-    finally:
-        for p in processes:
-            p.join(timeout=10 if len(done) == workers else 0.1)
-            if p.is_alive():  # our own child, by its PID
-                p.kill()
-                p.join()
-    done.sort(key=lambda r: r["worker"])
+    done = _run_processes(_dispatch_process, (url, target), workers, "bench-dispatch",
+                          before_go=fake.reset if fake else None)  # the fake forgets the warm-up pushes
     seconds = max(r["finished"] for r in done) - min(r["started"] for r in done)
     sent = sum(r["sent"] for r in done)
     totals = {key: sum(r[key] for r in done) for key in ("retried", "dead", "failed", "expired", "send_calls",
