@@ -15,7 +15,7 @@ from geoalchemy2 import Geography
 from sqlalchemy import Select, case, cast, false, func, or_, select
 
 from geo import crs as geo_crs
-from server.domain.escalation import RED, RUNNING_STATES, YELLOW
+from server.domain.escalation import GREEN, RED, RUNNING_STATES, YELLOW
 from server.domain.incidents import ACTIVE_TASK_STATES, OPEN_STATES, PRIORITIES, STATUS_GROUPS
 from server.domain.permissions import Actor
 from server.errors import InvalidInput
@@ -88,6 +88,14 @@ def light_condition(light: str):
     if light == YELLOW:
         return running & (Incident.due_at > now) & yellow_reached
     return running & (Incident.due_at > now) & ~yellow_reached
+
+
+NO_LIGHT = "none"  # the clock does not run: suspended, resolved (waiting for verification) or closed
+
+
+def light_expression():
+    """SQL: the light of an incident now (green, yellow, red), or ``NO_LIGHT``."""
+    return case(*((light_condition(light), light) for light in (RED, YELLOW, GREEN)), else_=NO_LIGHT)
 
 
 _SORTS = {

@@ -1,0 +1,163 @@
+"""Vector tiles of the map (docs/MAP.md): regions coloured by their cases' lights, incidents
+from zoom 13, clusters below, each tile one SQL statement.
+
+Read-only. Every layer is scoped: regions by ``access.within_scope``, incidents and their
+counts by ``access.visible_incidents`` with the list's own filters
+(``incident_queries.incident_query``), lights by ``incident_queries.light_expression``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Integer, case, cast, func, literal, select
+
+from server.domain.escalation import GREEN, RED, YELLOW
+from server.domain.incidents import OPEN_STATES
+from server.domain.permissions import Actor
+from server.domain.territory import level_rank
+from server.errors import BadRequest
+from server.extensions import db
+from server.models import Category, Incident, Region
+
+from .access import within_scope
+from .incident_queries import NO_LIGHT, IncidentFilter, incident_query, light_condition, light_expression
+
+MAX_ZOOM = 22
+EXTENT = 4096  # tile units a side
+BUFFER = 64  # tile units drawn beyond each edge, so that lines and labels join across tiles
+INCIDENTS_FROM_ZOOM = 13  # below: clusters
+CLUSTER_UNITS = 64  # a cluster bin's side in tile units: at most (4096 / 64)² = 4,096 bins a tile
+# Web Mercator's half width in metres (EPSG:3857)
+HALF_WORLD = 20037508.342789244
+MVT_TYPE = "application/vnd.mapbox-vector-tile"
+
+
+def region_level(zoom: int) -> str:
+    """The level of the regions drawn at ``zoom``: districts, streets, communities, cells."""
+    if zoom <= 9:
+        return "district"
+    if zoom <= 11:
+        return "street"
+    if zoom <= 13:
+        return "community"
+    return "grid"
+
+
+@dataclass(frozen=True)
+class TileFilter:
+    """What the incidents, clusters and region counts show (the list's filters by name)."""
+
+    status_group: str = "open"  # open | closed | all
+    category: str | None = None
+    reported_from: object = None
+    reported_to: object = None
+    light: tuple[str, ...] | None = None
+
+    def for_incidents(self) -> IncidentFilter:
+        return IncidentFilter(status_group=self.status_group, category=self.category,
+                              reported_from=self.reported_from, reported_to=self.reported_to,
+                              light=list(self.light) if self.light else None)
+
+    def for_counts(self) -> IncidentFilter:
+        """Region counts: the open cases of the category and time range, whatever their light."""
+        return IncidentFilter(status_group="open", category=self.category, reported_from=self.reported_from,
+                              reported_to=self.reported_to)
+
+
+def check_tile(z: int, x: int, y: int) -> None:
+    """400 ``map.tile_out_of_range`` unless z/x/y names a tile of the XYZ scheme."""
+    if not (0 <= z <= MAX_ZOOM and 0 <= x < 2 ** z and 0 <= y < 2 ** z):
+        raise BadRequest("map.tile_out_of_range",
+                         f"No tile {z}/{x}/{y}: z runs from 0 to {MAX_ZOOM}, x and y from 0 to 2^z − 1.")
+
+
+def tile(actor: Actor, z: int, x: int, y: int, f: TileFilter) -> bytes:
+    """The tile z/x/y as the actor sees it: its layers' MVT bytes, concatenated (empty when
+    there is nothing to draw)."""
+    check_tile(z, x, y)
+    envelope = func.ST_TileEnvelope(z, x, y)
+    bounds = func.ST_Transform(envelope, 4326)  # the same box in lon/lat: what the GiST indexes hold
+    layers = [_layer(_regions(actor, z, envelope, bounds, f), "regions", "id")]
+    if z >= INCIDENTS_FROM_ZOOM:
+        layers.append(_layer(_incidents(actor, envelope, bounds, f), "incidents", "id"))
+    else:
+        layers.append(_layer(_clusters(actor, z, x, y, envelope, bounds, f), "clusters", None))
+    body = layers[0]
+    for layer in layers[1:]:
+        body = body.op("||")(layer)
+    return bytes(db.session.scalar(select(body)) or b"")
+
+
+def _layer(rows, name: str, id_column: str | None):
+    """ST_AsMVT of the subquery ``rows`` (its ``geom`` column in tile units) as layer ``name``."""
+    sub = rows.subquery(name)
+    args = [sub.table_valued(), literal(name), literal(EXTENT), literal("geom")]
+    if id_column:
+        args.append(literal(id_column))
+    return func.coalesce(select(func.ST_AsMVT(*args)).scalar_subquery(), literal(b""))
+
+
+def _tile_geom(geom_4326, envelope):
+    return func.ST_AsMVTGeom(func.ST_Transform(geom_4326, 3857), envelope, EXTENT, BUFFER, True)
+
+
+def _regions(actor: Actor, z: int, envelope, bounds, f: TileFilter):
+    """The regions of the zoom's level in the tile, each with its open cases by light."""
+    level = region_level(z)
+    shown = (select(Region.id, Region.code, Region.name, Region.name_en, Region.level, Region.geom)
+             .where(Region.level == level, Region.retired_at.is_(None), within_scope(actor, Region.path),
+                    Region.geom.op("&&")(bounds))
+             .cte("shown"))
+    # the cases of those regions: each lies in its region's box, and names the region in its path
+    owner = cast(func.split_part(Incident.region_path, "/", level_rank(level) + 2), Integer)
+    cases = incident_query(actor, f.for_counts()).whereclause
+    counts = (select(owner.label("region_id"), func.count().label("open"),
+                     func.count().filter(light_condition(YELLOW)).label("yellow"),
+                     func.count().filter(light_condition(RED)).label("red"))
+              .where(cases, Incident.geom.op("&&")(select(func.ST_Extent(shown.c.geom)).scalar_subquery()),
+                     owner.in_(select(shown.c.id)))
+              .group_by(owner)
+              .subquery("counts"))
+    open_, yellow, red = (func.coalesce(counts.c[name], 0) for name in ("open", "yellow", "red"))
+    light = case((red > 0, RED), (yellow > 0, YELLOW), (open_ > 0, GREEN), else_=NO_LIGHT)  # the worst
+    simplify = _unit(z)  # a tile unit in degrees, about: below it nothing shows
+    return (select(shown.c.id, shown.c.code, shown.c.name, shown.c.name_en, shown.c.level,
+                   open_.label("open"), yellow.label("yellow"), red.label("red"), light.label("light"),
+                   _tile_geom(func.ST_SimplifyPreserveTopology(shown.c.geom, simplify), envelope).label("geom"))
+            .select_from(shown.outerjoin(counts, counts.c.region_id == shown.c.id)))
+
+
+def _unit(z: int) -> float:
+    """One tile unit at zoom ``z``, in degrees of longitude."""
+    return 360.0 / (2 ** z * EXTENT)
+
+
+def _incidents(actor: Actor, envelope, bounds, f: TileFilter):
+    """The incidents in the tile, as points."""
+    return (select(Incident.id, Category.code.label("category"), Category.name.label("category_name"),
+                   Incident.status, Incident.priority, light_expression().label("light"), Incident.level,
+                   _tile_geom(Incident.geom, envelope).label("geom"))
+            .join(Category, Category.id == Incident.category_id)
+            .where(incident_query(actor, f.for_incidents()).whereclause, Incident.geom.op("&&")(bounds)))
+
+
+def _clusters(actor: Actor, z: int, x: int, y: int, envelope, bounds, f: TileFilter):
+    """The incidents in the tile binned into squares of CLUSTER_UNITS tile units: a count per
+    non-empty bin, at the mean position of its incidents."""
+    size = 2 * HALF_WORLD / 2 ** z  # the tile's side in metres
+    x0, y1 = -HALF_WORLD + x * size, HALF_WORLD - y * size  # its west and north edges
+    step = size * CLUSTER_UNITS / EXTENT
+    point = func.ST_Transform(Incident.geom, 3857)
+    column = func.floor((func.ST_X(point) - x0) / step)
+    row = func.floor((y1 - func.ST_Y(point)) / step)
+    binned = (select(column.label("col"), row.label("row"), point.label("point"),
+                     cast(Incident.status.in_(sorted(OPEN_STATES)), Integer).label("is_open"),
+                     cast(light_condition(RED), Integer).label("is_red"))
+              .where(incident_query(actor, f.for_incidents()).whereclause, Incident.geom.op("&&")(bounds))
+              .subquery("binned"))
+    centre = func.ST_Centroid(func.ST_Collect(binned.c.point))
+    return (select(func.count().label("count"), cast(func.sum(binned.c.is_open), Integer).label("open"),
+                   cast(func.sum(binned.c.is_red), Integer).label("red"),
+                   func.ST_AsMVTGeom(centre, envelope, EXTENT, BUFFER, True).label("geom"))
+            .group_by(binned.c.col, binned.c.row))
+
