@@ -2,6 +2,11 @@
 from marshmallow import Schema, fields, validate
 
 from server.domain.escalation import LIGHTS
+from server.domain.maps import MAX_FEATURES, MAX_ZOOM
+from server.domain.territory import LEVELS
+
+from .common import MAX_ID
+from .regions import BBoxField
 
 
 class TileQueryArgsSchema(Schema):
@@ -15,3 +20,32 @@ class TileQueryArgsSchema(Schema):
     reported_to = fields.AwareDateTime(load_default=None)
     light = fields.List(fields.String(validate=validate.OneOf(LIGHTS)), load_default=None,
                         metadata={"description": "green, yellow or red (repeat the parameter for several)"})
+
+
+class _BoxPageArgs(TileQueryArgsSchema):
+    bbox = BBoxField(required=True, metadata={"description": "minLon,minLat,maxLon,maxLat (WGS84)"})
+    limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=MAX_FEATURES),
+                           metadata={"description": f"Features a page (at most {MAX_FEATURES})"})
+    cursor = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_ID),
+                            metadata={"description": "The next_cursor of the page before (0: the first page)"})
+
+
+class MapRegionsQueryArgsSchema(_BoxPageArgs):
+    zoom = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_ZOOM),
+                          metadata={"description": "The map's zoom: geometry simplified to about a pixel, and the "
+                                                   "level drawn there unless level is given"})
+    level = fields.String(validate=validate.OneOf(LEVELS), load_default=None)
+
+
+class MapIncidentsQueryArgsSchema(_BoxPageArgs):
+    pass
+
+
+class MapFeatureCollectionSchema(Schema):
+    """A GeoJSON FeatureCollection (RFC 7946) of one page."""
+
+    type = fields.Constant("FeatureCollection")
+    features = fields.List(fields.Dict())
+    numberReturned = fields.Integer()
+    next_cursor = fields.Integer(allow_none=True, metadata={"description": "Pass as cursor for the next page; "
+                                                                           "null on the last"})

@@ -1,7 +1,8 @@
-"""Vector tiles of the map (docs/MAP.md): regions coloured by their cases' lights, incidents
-from zoom 13, clusters below, each tile one SQL statement.
+"""The map (docs/MAP.md): vector tiles (regions coloured by their cases' lights, incidents
+from zoom 13, clusters below, each tile one SQL statement) and the same regions and
+incidents as GeoJSON features for a box, a page at a time.
 
-Read-only. Every layer is scoped: regions by ``access.within_scope``, incidents and their
+Read-only. Everything is scoped: regions by ``access.within_scope``, incidents and their
 counts by ``access.visible_incidents`` with the list's own filters
 (``incident_queries.incident_query``), lights by ``incident_queries.light_expression``.
 """
@@ -11,8 +12,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Integer, case, cast, func, literal, select
 
+from geo.geometry import from_db, to_geojson
 from server.domain.escalation import GREEN, RED, YELLOW
 from server.domain.incidents import OPEN_STATES
+from server.domain.maps import INCIDENTS_FROM_ZOOM, MAX_ZOOM, region_level
 from server.domain.permissions import Actor
 from server.domain.territory import level_rank
 from server.errors import BadRequest
@@ -22,25 +25,12 @@ from server.models import Category, Incident, Region
 from .access import within_scope
 from .incident_queries import NO_LIGHT, IncidentFilter, incident_query, light_condition, light_expression
 
-MAX_ZOOM = 22
 EXTENT = 4096  # tile units a side
 BUFFER = 64  # tile units drawn beyond each edge, so that lines and labels join across tiles
-INCIDENTS_FROM_ZOOM = 13  # below: clusters
 CLUSTER_UNITS = 64  # a cluster bin's side in tile units: at most (4096 / 64)² = 4,096 bins a tile
 # Web Mercator's half width in metres (EPSG:3857)
 HALF_WORLD = 20037508.342789244
 MVT_TYPE = "application/vnd.mapbox-vector-tile"
-
-
-def region_level(zoom: int) -> str:
-    """The level of the regions drawn at ``zoom``: districts, streets, communities, cells."""
-    if zoom <= 9:
-        return "district"
-    if zoom <= 11:
-        return "street"
-    if zoom <= 13:
-        return "community"
-    return "grid"
 
 
 @dataclass(frozen=True)
@@ -103,27 +93,36 @@ def _tile_geom(geom_4326, envelope):
 
 def _regions(actor: Actor, z: int, envelope, bounds, f: TileFilter):
     """The regions of the zoom's level in the tile, each with its open cases by light."""
-    level = region_level(z)
-    shown = (select(Region.id, Region.code, Region.name, Region.name_en, Region.level, Region.geom)
-             .where(Region.level == level, Region.retired_at.is_(None), within_scope(actor, Region.path),
-                    Region.geom.op("&&")(bounds))
-             .cte("shown"))
-    # the cases of those regions: each lies in its region's box, and names the region in its path
+    shown = _regions_in(actor, region_level(z), bounds).cte("shown")
+    counted = _with_counts(actor, shown, region_level(z), f)
+    simplified = func.ST_SimplifyPreserveTopology(shown.c.geom, _unit(z))  # below a tile unit nothing shows
+    return counted.add_columns(_tile_geom(simplified, envelope).label("geom"))
+
+
+def _regions_in(actor: Actor, level: str, bounds):
+    """The live regions of ``level`` in the actor's scope whose geometry meets ``bounds``."""
+    return (select(Region.id, Region.code, Region.name, Region.name_en, Region.level, Region.geom)
+            .where(Region.level == level, Region.retired_at.is_(None), within_scope(actor, Region.path),
+                   Region.geom.op("&&")(bounds)))
+
+
+def _with_counts(actor: Actor, shown, level: str, f: TileFilter):
+    """``shown`` (regions of ``level``) with the open cases of each, by light, and the worst
+    light. The cases are found through the index on their points (each lies in its region's
+    box) and grouped by the region's id in their path."""
     owner = cast(func.split_part(Incident.region_path, "/", level_rank(level) + 2), Integer)
-    cases = incident_query(actor, f.for_counts()).whereclause
     counts = (select(owner.label("region_id"), func.count().label("open"),
                      func.count().filter(light_condition(YELLOW)).label("yellow"),
                      func.count().filter(light_condition(RED)).label("red"))
-              .where(cases, Incident.geom.op("&&")(select(func.ST_Extent(shown.c.geom)).scalar_subquery()),
+              .where(incident_query(actor, f.for_counts()).whereclause,
+                     Incident.geom.op("&&")(select(func.ST_Extent(shown.c.geom)).scalar_subquery()),
                      owner.in_(select(shown.c.id)))
               .group_by(owner)
               .subquery("counts"))
     open_, yellow, red = (func.coalesce(counts.c[name], 0) for name in ("open", "yellow", "red"))
     light = case((red > 0, RED), (yellow > 0, YELLOW), (open_ > 0, GREEN), else_=NO_LIGHT)  # the worst
-    simplify = _unit(z)  # a tile unit in degrees, about: below it nothing shows
     return (select(shown.c.id, shown.c.code, shown.c.name, shown.c.name_en, shown.c.level,
-                   open_.label("open"), yellow.label("yellow"), red.label("red"), light.label("light"),
-                   _tile_geom(func.ST_SimplifyPreserveTopology(shown.c.geom, simplify), envelope).label("geom"))
+                   open_.label("open"), yellow.label("yellow"), red.label("red"), light.label("light"))
             .select_from(shown.outerjoin(counts, counts.c.region_id == shown.c.id)))
 
 
@@ -132,13 +131,18 @@ def _unit(z: int) -> float:
     return 360.0 / (2 ** z * EXTENT)
 
 
-def _incidents(actor: Actor, envelope, bounds, f: TileFilter):
-    """The incidents in the tile, as points."""
+def _incident_columns(actor: Actor, f: TileFilter, bounds):
+    """The incidents the actor may see that pass ``f`` and lie in ``bounds``, with what a map
+    shows of each."""
     return (select(Incident.id, Category.code.label("category"), Category.name.label("category_name"),
-                   Incident.status, Incident.priority, light_expression().label("light"), Incident.level,
-                   _tile_geom(Incident.geom, envelope).label("geom"))
+                   Incident.status, Incident.priority, light_expression().label("light"), Incident.level)
             .join(Category, Category.id == Incident.category_id)
             .where(incident_query(actor, f.for_incidents()).whereclause, Incident.geom.op("&&")(bounds)))
+
+
+def _incidents(actor: Actor, envelope, bounds, f: TileFilter):
+    """The incidents in the tile, as points."""
+    return _incident_columns(actor, f, bounds).add_columns(_tile_geom(Incident.geom, envelope).label("geom"))
 
 
 def _clusters(actor: Actor, z: int, x: int, y: int, envelope, bounds, f: TileFilter):
@@ -161,3 +165,50 @@ def _clusters(actor: Actor, z: int, x: int, y: int, envelope, bounds, f: TileFil
                    func.ST_AsMVTGeom(centre, envelope, EXTENT, BUFFER, True).label("geom"))
             .group_by(binned.c.col, binned.c.row))
 
+
+
+# ---------------------------------------------------------------- GeoJSON features for a box
+
+@dataclass
+class FeaturePage:
+    """Up to ``limit`` features after a cursor, and the cursor of the next page (None at the end)."""
+
+    features: list[dict]
+    next_cursor: int | None
+
+
+def _box(bbox: tuple[float, float, float, float]):
+    return func.ST_MakeEnvelope(*bbox, 4326)
+
+
+def region_features(actor: Actor, bbox, zoom: int, level: str | None, f: TileFilter, after: int,
+                    limit: int) -> FeaturePage:
+    """The regions of ``level`` (else the zoom's) meeting ``bbox``, in id order after
+    ``after``, geometry simplified to about a screen pixel at ``zoom``, with their counts."""
+    level = level or region_level(zoom)
+    shown = _regions_in(actor, level, _box(bbox)).where(Region.id > after).order_by(Region.id).limit(limit + 1) \
+        .cte("shown")
+    pixel = 360.0 / (2 ** zoom * 256)
+    rows = db.session.execute(_with_counts(actor, shown, level, f).add_columns(
+        func.ST_SimplifyPreserveTopology(shown.c.geom, pixel).label("geom")).order_by(shown.c.id)).all()
+    return _page(rows, limit)
+
+
+def incident_features(actor: Actor, bbox, f: TileFilter, after: int, limit: int) -> FeaturePage:
+    """The incidents in ``bbox`` the actor may see that pass ``f``, in id order after ``after``."""
+    rows = db.session.execute(_incident_columns(actor, f, _box(bbox)).add_columns(
+        Incident.reported_at, Incident.due_at, Incident.geom.label("geom"))
+        .where(Incident.id > after).order_by(Incident.id).limit(limit + 1)).all()
+    return _page(rows, limit)
+
+
+def _page(rows, limit: int) -> FeaturePage:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    features = [{"type": "Feature", "id": row.id, "geometry": to_geojson(from_db(row.geom)),
+                 "properties": {k: _plain(v) for k, v in row._mapping.items() if k != "geom"}} for row in rows]
+    return FeaturePage(features, rows[-1].id if more else None)
+
+
+def _plain(value):
+    return value.isoformat() if hasattr(value, "isoformat") else value
