@@ -19,7 +19,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from server.domain.categories import KINDS
 from server.domain.escalation import ACK_STEPS, RUNNING_STATES
 from server.domain.incidents import (
-    EXTENSION_STATES, MEDIATION_MODES, PHOTO_KINDS, PRIORITIES, SESSION_OUTCOMES, SOURCES, STATES, TASK_STATES,
+    EXTENSION_STATES, MEDIATION_MODES, OPEN_STATES, PHOTO_KINDS, PRIORITIES, SESSION_OUTCOMES, SOURCES, STATES,
+    TASK_STATES,
 )
 from server.domain.people import DEPARTMENT_KINDS
 from server.domain.territory import LEVELS
@@ -170,6 +171,10 @@ class Incident(db.Model):
         Index("ix_incidents_sweep_due", "due_at", postgresql_where=text(in_list("status", sorted(RUNNING_STATES)))),
         Index("ix_incidents_sweep_yellow", "yellow_at", postgresql_where=text(
             f"{in_list('status', sorted(RUNNING_STATES))} AND reminded_stage < stage_no")),
+        # the map's counts per cell: the open cases of a set of cells, with what their light,
+        # the filters and the scope need, read from the index alone
+        Index("ix_incidents_open_cell", "region_id", postgresql_where=text(in_list("status", sorted(OPEN_STATES))),
+              postgresql_include=["status", "yellow_at", "due_at", "category_id", "reported_at", "region_path"]),
     )
 
     @property
