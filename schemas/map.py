@@ -49,3 +49,8 @@ class MapFeatureCollectionSchema(Schema):
     numberReturned = fields.Integer()
     next_cursor = fields.Integer(allow_none=True, metadata={"description": "Pass as cursor for the next page; "
                                                                            "null on the last"})
+
+
+class MapChangesQueryArgsSchema(Schema):
+    cursor = fields.String(load_default=None, validate=validate.Length(max=40),
+                           metadata={"description": "The cursor of the last answer or event (none: from now on)"})

@@ -7,7 +7,9 @@ bin=$1 host=$2 port=$3 web_workers=$4
 
 "$bin/flask" --app wsgi worker &
 worker_pid=$!
-"$bin/gunicorn" --bind "$host:$port" --workers "$web_workers" --no-control-socket wsgi:app &
+# threads: a map's change stream (server-sent events) holds one while it lasts
+"$bin/gunicorn" --bind "$host:$port" --workers "$web_workers" --worker-class gthread --threads 8 \
+    --no-control-socket wsgi:app &
 web_pid=$!
 stop() {
     trap - EXIT INT TERM

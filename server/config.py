@@ -76,6 +76,11 @@ def load_config() -> dict:
         "PUSH_RETRY_BASE_SECONDS": float(os.environ.get("FENGQIAO_PUSH_RETRY_BASE_SECONDS", 2)),
         "PUSH_RETRY_CAP_SECONDS": float(os.environ.get("FENGQIAO_PUSH_RETRY_CAP_SECONDS", 300)),
         "PUSH_MAX_ATTEMPTS": _int("FENGQIAO_PUSH_MAX_ATTEMPTS", 8),
+        # the map's change stream (server-sent events): how long one stream lasts before the
+        # browser reconnects, how often it looks for changes, how many a web process serves
+        "MAP_STREAM_SECONDS": float(os.environ.get("FENGQIAO_MAP_STREAM_SECONDS", 25)),
+        "MAP_STREAM_POLL_SECONDS": float(os.environ.get("FENGQIAO_MAP_STREAM_POLL_SECONDS", 2)),
+        "MAP_STREAMS_PER_PROCESS": _int("FENGQIAO_MAP_STREAMS_PER_PROCESS", 4),
         "PASSWORD_PROFILE": os.environ.get("FENGQIAO_PASSWORD_PROFILE", "RFC_9106_LOW_MEMORY"),
         # Login throttling: failures counted per user name and per client address.
         "LOGIN_WINDOW_SECONDS": _int("FENGQIAO_LOGIN_WINDOW_SECONDS", 15 * 60),

@@ -71,6 +71,12 @@ class RateLimited(DomainError):
     status = 429
 
 
+class Unavailable(DomainError):
+    """The server cannot take this now (a capacity bound); the client may try again later."""
+
+    status = 503
+
+
 # Codes for errors raised by Flask/werkzeug/webargs rather than by our services.
 HTTP_CODES = {
     400: "request.malformed",

@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import threading
+import time
 
-from flask import current_app, request
+from flask import Response, current_app, request, stream_with_context
 
 from schemas.map import (
+    MapChangesQueryArgsSchema,
     MapFeatureCollectionSchema,
     MapIncidentsQueryArgsSchema,
     MapRegionsQueryArgsSchema,
     TileQueryArgsSchema,
 )
 from server.auth import login_required
+from server.errors import Unavailable
+from server.extensions import db
 from server.services import maps
 
 from .common import GEOJSON, Blueprint, errors, geojson_response
@@ -68,3 +74,80 @@ def map_regions(actor, args):
 def map_incidents(actor, args):
     """The incidents of a box as GeoJSON points, filtered as the incident list is, a page at a time."""
     return _collection(maps.incident_features(actor, args["bbox"], _filter(args), args["cursor"], args["limit"]))
+
+
+def _changes_body(page: maps.Changes) -> dict:
+    return {"type": "FeatureCollection", "features": page.features, "cursor": page.cursor,
+            "has_more": page.has_more}
+
+
+@blp.get("/changes")
+@login_required
+@blp.arguments(MapChangesQueryArgsSchema, location="query")
+@blp.response(200, MapFeatureCollectionSchema, content_type=GEOJSON)
+@errors(blp, 400, 401, 422)
+def map_changes(actor, args):
+    """Incidents changed since ``cursor`` (without one: the cursor of now), for a map that
+    polls: call again with the answer's ``cursor``, at once while ``has_more``."""
+    return geojson_response(_changes_body(maps.changes(actor, args["cursor"])))
+
+
+HEARTBEAT_SECONDS = 15
+
+
+def _stream_slots() -> threading.BoundedSemaphore:
+    """The streams this process may serve at once (each holds a thread while it lasts)."""
+    most = current_app.config["MAP_STREAMS_PER_PROCESS"]
+    return current_app.extensions.setdefault(("map_streams", most), threading.BoundedSemaphore(most))
+
+
+@blp.get("/stream")
+@login_required
+@blp.arguments(MapChangesQueryArgsSchema, location="query")
+@blp.response(200, content_type="text/event-stream",
+              description="Server-sent events: `ready` with the cursor, then `incidents` (a FeatureCollection of "
+                          "the incidents changed, its cursor as the event id) as they change; the stream ends "
+                          "after a while and the browser reconnects with Last-Event-ID")
+@errors(blp, 400, 401, 422, 503)
+def map_stream(actor, args):
+    """Incident changes in your scope as they happen, for open maps (EventSource). Resumes
+    from ``Last-Event-ID`` (or ``cursor``); 503 ``map.streams_busy`` when this server is
+    serving as many streams as it may: poll ``/map/changes`` instead."""
+    first = maps.changes(actor, request.headers.get("Last-Event-ID") or args["cursor"])  # a bad cursor: 400 now
+    slots = _stream_slots()
+    if not slots.acquire(blocking=False):
+        raise Unavailable("map.streams_busy", "This server is serving as many map streams as it may; poll "
+                                              "/api/v1/map/changes instead, or try again shortly.",
+                          headers={"Retry-After": "5"})
+    db.session.remove()  # no database connection held while the stream waits
+    config = current_app.config
+    lasts, every = config["MAP_STREAM_SECONDS"], config["MAP_STREAM_POLL_SECONDS"]
+
+    def events():
+        try:
+            cursor = first.cursor
+            yield f"retry: 2000\nid: {cursor}\nevent: ready\ndata: {json.dumps({'cursor': cursor})}\n\n"
+            if first.features:
+                yield _event(first)
+            end, quiet_since = time.monotonic() + lasts, time.monotonic()
+            while time.monotonic() < end:
+                time.sleep(every)
+                page = maps.changes(actor, cursor)
+                db.session.remove()
+                cursor = page.cursor
+                if page.features:
+                    quiet_since = time.monotonic()
+                    yield _event(page)
+                elif time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
+                    quiet_since = time.monotonic()
+                    yield ": keep-alive\n\n"
+        finally:
+            slots.release()
+
+    return Response(stream_with_context(events()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def _event(page: maps.Changes) -> str:
+    body = json.dumps(_changes_body(page), ensure_ascii=False, separators=(",", ":"))
+    return f"id: {page.cursor}\nevent: incidents\ndata: {body}\n\n"

@@ -9,13 +9,14 @@ counts by ``access.visible_incidents`` with the list's own filters
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import Integer, case, cast, func, literal, select, text
 from sqlalchemy.orm import aliased
 
 from geo.geometry import from_db, to_geojson
-from server.domain.escalation import GREEN, RED, YELLOW
+from server.domain.escalation import GREEN, RED, RUNNING_STATES, YELLOW, light
 from server.domain.incidents import OPEN_STATES
 from server.domain.maps import INCIDENTS_FROM_ZOOM, MAX_ZOOM, region_level
 from server.domain.permissions import Actor
@@ -23,9 +24,11 @@ from server.domain.territory import level_rank
 from server.errors import BadRequest
 from server.extensions import db
 from server.models import Category, Incident, Region
+from server.models._base import utcnow
 
-from .access import within_scope
+from .access import visible_incidents, within_scope
 from .incident_queries import NO_LIGHT, IncidentFilter, incident_query, light_condition, light_expression
+from .sync import changed_rows
 
 EXTENT = 4096  # tile units a side
 BUFFER = 64  # tile units drawn beyond each edge, so that lines and labels join across tiles
@@ -237,3 +240,53 @@ def _page(rows, limit: int) -> FeaturePage:
 
 def _plain(value):
     return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+# ---------------------------------------------------------------- changes, for open maps
+
+CHANGES_LIMIT = 500
+_CURSOR = re.compile(r"^([0-9]{1,19})\.([0-9]{1,19})$")
+
+
+@dataclass
+class Changes:
+    """Incidents changed after a cursor (as point features with the tiles' properties), the
+    cursor after them, and whether more are waiting."""
+
+    features: list[dict]
+    cursor: str
+    has_more: bool
+
+
+def _invalid_cursor() -> BadRequest:
+    return BadRequest("map.invalid_cursor", "The cursor is not one this server gave; start again without it.")
+
+
+def changes(actor: Actor, cursor: str | None, limit: int = CHANGES_LIMIT) -> Changes:
+    """The incidents the actor may see that changed after ``cursor`` (none: from now on,
+    nothing yet), oldest change first, as sync pages them (docs/SYNC.md): by the id of the
+    transaction that wrote them, never skipping one that commits late. Every change is
+    sent, whatever a map's filters: a case that leaves a filter must leave the map too."""
+    xmin = int(db.session.scalar(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")))
+    if cursor is None:
+        return Changes([], f"{xmin}.0", False)
+    match = _CURSOR.match(cursor)
+    if not match or int(match.group(1)) >= 2 ** 63:
+        raise _invalid_cursor()
+    after = (int(match.group(1)), int(match.group(2)))
+    rows = changed_rows(Incident, [visible_incidents(actor)], after, xmin, limit)
+    now = utcnow()
+    features = [_change(incident, now) for incident, _ in rows]
+    if len(rows) == limit:
+        return Changes(features, f"{rows[-1][1]}.{rows[-1][0].id}", True)
+    return Changes(features, "{}.{}".format(*max(after, (xmin, 0))), False)
+
+
+def _change(incident: Incident, now) -> dict:
+    running = incident.status in RUNNING_STATES
+    return {"type": "Feature", "id": incident.id, "geometry": to_geojson(from_db(incident.geom)), "properties": {
+        "id": incident.id, "category": incident.category.code, "category_name": incident.category.name,
+        "status": incident.status, "open": incident.status in OPEN_STATES, "priority": incident.priority,
+        "light": light(now, incident.yellow_at, incident.due_at, running=running) or NO_LIGHT,
+        "level": incident.level, "region_id": incident.region_id,
+        "updated_at": incident.updated_at.isoformat() if incident.updated_at else None}}

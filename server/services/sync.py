@@ -150,18 +150,18 @@ def _scope(actor: Actor, kind: str, first: bool) -> list:
     return []  # categories: the whole taxonomy, retired ones included (phones drop them)
 
 
-def _xid(value: int):
+def as_xid(value: int):
     return cast(str(value), XID8)
 
 
-def _changed(model, conditions: list, after: tuple[int, int], xmin: int, limit: int) -> list[tuple[object, int]]:
+def changed_rows(model, conditions: list, after: tuple[int, int], xmin: int, limit: int) -> list[tuple[object, int]]:
     """Up to ``limit`` rows of ``model`` after ``after`` in (sync_xid, id) order, written
     by transactions that finished before ``xmin``, each with its sync_xid."""
     stmt = (
         select(model, cast(model.sync_xid, Text))
         .where(*conditions,
-               tuple_(model.sync_xid, model.id) > tuple_(_xid(after[0]), after[1]),
-               model.sync_xid < _xid(xmin))
+               tuple_(model.sync_xid, model.id) > tuple_(as_xid(after[0]), after[1]),
+               model.sync_xid < as_xid(xmin))
         .order_by(model.sync_xid, model.id)
         .limit(limit)
     )
@@ -184,7 +184,7 @@ def sync(actor: Actor, token: str | None = None, limit: int = DEFAULT_LIMIT) -> 
     found, positions, first, has_more = {}, {}, "", False
     for kind, model in KINDS.items():
         in_first = kind in cursor.first
-        rows = _changed(model, _scope(actor, kind, in_first), cursor.positions[kind], xmin, limit)
+        rows = changed_rows(model, _scope(actor, kind, in_first), cursor.positions[kind], xmin, limit)
         found[kind] = [row for row, _ in rows]
         if len(rows) == limit:
             last_row, last_xid = rows[-1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shapely.geometry import shape
 
-from tests.api.test_map_tiles import CITY, cases  # noqa: F401 (the fixture)
+from tests.api.test_map_tiles import CITY
 
 GEOJSON = "application/geo+json"
 BOX = ",".join(str(v) for v in CITY)
