@@ -20,6 +20,8 @@ class TileQueryArgsSchema(Schema):
     reported_to = fields.AwareDateTime(load_default=None)
     light = fields.List(fields.String(validate=validate.OneOf(LIGHTS)), load_default=None,
                         metadata={"description": "green, yellow or red (repeat the parameter for several)"})
+    v = fields.String(load_default=None, validate=validate.Length(max=32),
+                      metadata={"description": "Ignored: a page changes it to get a fresh copy past caches"})
 
 
 class _BoxPageArgs(TileQueryArgsSchema):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the project needs when they are missing:
 # PostGIS for the embedded database (and the test database), python3-venv for the
-# virtualenv, npm for the front-end libraries, Chromium for the browser tests.
+# virtualenv, npm for the front-end libraries, Chromium and its driver for the browser
+# tests, a CJK font for Chinese text in pages and reports.
 # With BENCH=1 also the benchmark-only tools (wrk, the HTTP load generator; pgbench
 # comes with postgresql-15), so that `make run` and `make test` never need them.
 # Runs apt only when something is missing, so a second run costs nothing.
@@ -14,6 +15,9 @@ missing=()
 "$PYTHON" -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
 command -v npm >/dev/null || missing+=(npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)  # browser tests (headless)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)  # …driven by selenium
+# Chinese text in pages (and their screenshots) and in reports
+[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || missing+=(fonts-noto-cjk)
 if [ "${BENCH:-0}" = 1 ]; then
   command -v wrk >/dev/null || missing+=(wrk)
 fi

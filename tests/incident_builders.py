@@ -76,3 +76,29 @@ def settle(timeout: float = 20.0) -> None:
         assert time.monotonic() < deadline, "a transaction elsewhere on the cluster stays open"
         time.sleep(0.05)
     db.session.commit()
+
+
+def map_cases(tree) -> dict:
+    """Open cases in G1 (one overdue, one on time), one due soon in G2, one closed in G2, one in G3
+    (the other district), and one in G2 dispatched to the street's police station."""
+    from tests.builders import standard_categories
+
+    fight = standard_categories()["0702"]
+    noise = standard_categories()["0701"]
+    now = utcnow()
+    late = dict(status="accepted", due_at=now - timedelta(hours=1), yellow_at=now - timedelta(hours=3))
+    on_time = dict(status="accepted", due_at=now + timedelta(hours=5), yellow_at=now + timedelta(hours=4))
+    soon = dict(status="accepted", due_at=now + timedelta(hours=1), yellow_at=now - timedelta(minutes=5))
+    made = {
+        "late": make_incident(fight, tree["G1"], tree["grid_worker"], at=point_in(tree["G1"], 0.3, 0.3), **late),
+        "on_time": make_incident(noise, tree["G1"], tree["grid_worker"], at=point_in(tree["G1"], 0.6, 0.6),
+                                 **on_time),
+        "soon": make_incident(fight, tree["G2"], tree["grid_worker"], at=point_in(tree["G2"], 0.4, 0.5), **soon),
+        "closed": make_incident(fight, tree["G2"], tree["grid_worker"], status="closed",
+                                at=point_in(tree["G2"], 0.7, 0.2)),
+        "elsewhere": make_incident(fight, tree["G3"], None, at=point_in(tree["G3"]), **late),
+        "police": make_incident(noise, tree["G2"], None, at=point_in(tree["G2"], 0.2, 0.8), **on_time),
+    }
+    made["police"].status = "dispatched"
+    make_task(made["police"], department=tree.department)
+    return made

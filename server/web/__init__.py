@@ -4,17 +4,23 @@ from pathlib import Path
 
 from flask import Blueprint, abort, redirect, send_from_directory
 
-bp = Blueprint("web", __name__)
+bp = Blueprint("web", __name__, static_folder="static", static_url_path="/static/web")
 
 
 @bp.get("/")
 def index():
-    """The interactive API documentation, until the map page exists."""
-    return redirect("/api/v1/docs")
+    """The map page."""
+    return redirect("/map")
+
+
+@bp.get("/map")
+def map_page():
+    """The street office's map (docs/MAP.md): it signs in and reads everything through the API."""
+    return send_from_directory(Path(__file__).parent / "static", "map.html", max_age=0)
 
 NODE_MODULES = Path(__file__).parent / "node_modules"
 # URL name → npm package directory; only these are exposed.
-VENDOR = {"swagger-ui": "swagger-ui-dist"}
+VENDOR = {"swagger-ui": "swagger-ui-dist", "maplibre-gl": "maplibre-gl/dist"}
 
 
 @bp.get("/static/vendor/<lib>/<path:filename>")

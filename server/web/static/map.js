@@ -1,0 +1,306 @@
+// The street office's map (docs/MAP.md): the region tree as the basemap, cells coloured by
+// their cases' lights, incidents and clusters from /api/v1/map/tiles, the overdue and
+// supervised cases beside it, an incident's detail and timeline, live through
+// /api/v1/map/stream. Everything comes from this server: no basemap, no CDN.
+"use strict";
+
+const TEXT = {
+  zh: {
+    title: "枫桥 · 网格地图", username: "用户名", password: "密码", signin: "登录", signout: "退出",
+    open: "未结案", closed: "已结案", all: "全部", all_categories: "全部分类",
+    red: "超时", yellow: "预警", green: "正常", overdue: "超时案件", supervised: "督办案件",
+    none: "无", bad_login: "用户名或密码不对", failed: "请求失败", category: "分类", status: "状态",
+    level: "层级", light: "信号灯", due: "办结时限", reported: "上报时间", address: "地址",
+    timeline: "流转记录", close: "关闭", cases_open: "未结案件", empty: "暂无",
+    accept: "立案", verify: "核查结案",
+  },
+  en: {
+    title: "Fengqiao · grid map", username: "User name", password: "Password", signin: "Sign in",
+    signout: "Sign out", open: "Open", closed: "Closed", all: "All", all_categories: "All categories",
+    red: "Overdue", yellow: "Due soon", green: "On time", overdue: "Overdue cases",
+    supervised: "Under supervision", none: "None", bad_login: "Wrong user name or password",
+    failed: "The request failed", category: "Category", status: "Status", level: "Level",
+    light: "Light", due: "Due", reported: "Reported", address: "Address", timeline: "Timeline",
+    close: "Close", cases_open: "Open cases", empty: "None", accept: "Accept", verify: "Verify and close",
+  },
+};
+const LIGHT_COLOURS = ["match", ["get", "light"], "red", "#d73027", "yellow", "#fdae61", "green", "#1a9850", "#d9d9d9"];
+const QUICK_ACTIONS = ["accept", "verify"]; // actions that need nothing but the version
+
+let lang = localStorage.getItem("fq.lang") || "zh";
+let token = sessionStorage.getItem("fq.token");
+let map = null;
+let tilesVersion = 0;
+let streamAbort = null;
+
+const $ = (id) => document.getElementById(id);
+const t = (key) => TEXT[lang][key] || key;
+const label = (pair) => (pair ? pair[lang] || pair.zh : "");
+
+function translate() {
+  document.documentElement.lang = lang;
+  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  $("lang").textContent = lang === "zh" ? "EN" : "中文";
+  document.title = t("title");
+}
+
+async function api(path, options = {}) {
+  const headers = Object.assign({ Authorization: `Bearer ${token}` }, options.headers || {});
+  const response = await fetch(path, Object.assign({}, options, { headers }));
+  if (response.status === 401) { signOut(); throw new Error("signed out"); }
+  if (!response.ok) {
+    let message = t("failed");
+    try { message = (await response.json()).message || message; } catch (e) { /* not JSON */ }
+    throw new Error(message);
+  }
+  return response.status === 204 ? null : response.json();
+}
+
+function signOut() {
+  token = null;
+  sessionStorage.removeItem("fq.token");
+  if (streamAbort) streamAbort.abort();
+  $("app").hidden = true;
+  $("login").hidden = false;
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const form = new FormData($("login"));
+  const response = await fetch("/api/v1/auth/login", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: form.get("username"), password: form.get("password") }),
+  });
+  if (!response.ok) { $("login-error").textContent = t("bad_login"); return; }
+  token = (await response.json()).access_token;
+  sessionStorage.setItem("fq.token", token);
+  start();
+}
+
+function filters() {
+  const params = new URLSearchParams();
+  params.set("status_group", $("f-status").value);
+  if ($("f-category").value) params.set("category", $("f-category").value);
+  document.querySelectorAll("input[name=light]:checked").forEach((box) => params.append("light", box.value));
+  return params;
+}
+
+function tileUrl() {
+  const params = filters();
+  params.set("v", String(tilesVersion));
+  return `${location.origin}/api/v1/map/tiles/{z}/{x}/{y}.mvt?${params}`;
+}
+
+function refreshTiles() {
+  tilesVersion += 1;
+  const source = map && map.getSource("fq");
+  if (source) source.setTiles([tileUrl()]);
+}
+
+function bounds(geometry) {
+  let west = 180, south = 90, east = -180, north = -90;
+  const walk = (c) => {
+    if (typeof c[0] === "number") {
+      west = Math.min(west, c[0]); east = Math.max(east, c[0]);
+      south = Math.min(south, c[1]); north = Math.max(north, c[1]);
+    } else c.forEach(walk);
+  };
+  walk(geometry.coordinates);
+  return [[west, south], [east, north]];
+}
+
+function buildMap(scope) {
+  map = new maplibregl.Map({
+    container: "map",
+    bounds: bounds(scope.geometry),
+    fitBoundsOptions: { padding: 20 },
+    canvasContextAttributes: { preserveDrawingBuffer: true }, // so that a screenshot shows the map
+    transformRequest: (url) => (url.startsWith(`${location.origin}/api/`)
+      ? { url, headers: { Authorization: `Bearer ${token}` } } : { url }),
+    style: {
+      version: 8,
+      sources: { fq: { type: "vector", tiles: [tileUrl()], minzoom: 0, maxzoom: 22 } },
+      layers: [
+        { id: "background", type: "background", paint: { "background-color": "#f4f1ea" } },
+        { id: "regions", type: "fill", source: "fq", "source-layer": "regions",
+          paint: { "fill-color": LIGHT_COLOURS, "fill-opacity": 0.45 } },
+        { id: "regions-line", type: "line", source: "fq", "source-layer": "regions",
+          paint: { "line-color": "#4d4d4d", "line-width": 0.7 } },
+        { id: "clusters", type: "circle", source: "fq", "source-layer": "clusters",
+          paint: {
+            "circle-color": ["case", [">", ["get", "red"], 0], "#d73027", "#2b6cb0"],
+            "circle-radius": ["interpolate", ["linear"], ["sqrt", ["get", "count"]], 1, 5, 30, 24],
+            "circle-opacity": 0.75, "circle-stroke-color": "#fff", "circle-stroke-width": 1,
+          } },
+        { id: "incidents", type: "circle", source: "fq", "source-layer": "incidents",
+          paint: { "circle-color": LIGHT_COLOURS, "circle-radius": 6, "circle-stroke-color": "#fff",
+                   "circle-stroke-width": 1.5 } },
+      ],
+    },
+  });
+  map.addControl(new maplibregl.NavigationControl({ showCompass: false }));
+  map.on("click", "incidents", (e) => showIncident(e.features[0].id || e.features[0].properties.id));
+  map.on("click", "clusters", (e) => map.easeTo({ center: e.lngLat, zoom: map.getZoom() + 2 }));
+  map.on("click", "regions", (e) => {
+    if (map.queryRenderedFeatures(e.point, { layers: ["incidents", "clusters"] }).length) return;
+    const p = e.features[0].properties;
+    new maplibregl.Popup().setLngLat(e.lngLat).setHTML(
+      `<strong>${escapeHtml(lang === "zh" ? p.name : p.name_en || p.name)}</strong><br>` +
+      `${t("cases_open")}: ${p.open} · ${t("yellow")} ${p.yellow} · ${t("red")} ${p.red}`).addTo(map);
+  });
+  ["incidents", "clusters"].forEach((layer) => {
+    map.on("mouseenter", layer, () => { map.getCanvas().style.cursor = "pointer"; });
+    map.on("mouseleave", layer, () => { map.getCanvas().style.cursor = ""; });
+  });
+  window.fengqiaoMap = map; // for the browser test: the rendered features
+}
+
+function escapeHtml(text) {
+  return String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+
+function when(iso) {
+  return iso ? new Date(iso).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB") : "";
+}
+
+function caseItem(incident) {
+  const li = document.createElement("li");
+  li.dataset.id = incident.id;
+  li.innerHTML = `<span class="light ${incident.light || "none"}"></span>#${incident.id} ` +
+    `${escapeHtml(lang === "zh" ? incident.category.name : incident.category.name_en)} · ` +
+    `${escapeHtml(label(incident.level_label))}`;
+  li.addEventListener("click", () => showIncident(incident.id, true));
+  return li;
+}
+
+async function loadLists() {
+  const lists = { overdue: "overdue=true", supervised: "supervised=true" };
+  for (const [id, query] of Object.entries(lists)) {
+    const page = await api(`/api/v1/incidents?status_group=open&${query}&sort=due_at&page_size=50`);
+    const list = $(id);
+    list.replaceChildren(...page.items.map(caseItem));
+    if (!page.items.length) list.innerHTML = `<li class="empty">${t("empty")}</li>`;
+  }
+}
+
+async function showIncident(id, fly) {
+  const incident = await api(`/api/v1/incidents/${id}`);
+  if (fly && incident.location) map.flyTo({ center: incident.location.coordinates, zoom: Math.max(map.getZoom(), 15) });
+  const rows = [
+    [t("category"), lang === "zh" ? incident.category.name : incident.category.name_en],
+    [t("status"), label(incident.status_label)], [t("level"), label(incident.level_label)],
+    [t("light"), label(incident.light_label) || t("none")], [t("due"), when(incident.due_at)],
+    [t("reported"), when(incident.reported_at)], [t("address"), incident.address || ""],
+  ];
+  const detail = $("detail");
+  detail.hidden = false;
+  detail.innerHTML = `<h2>#${incident.id} <button type="button" id="detail-close">${t("close")}</button></h2>` +
+    `<p>${escapeHtml(incident.description)}</p>` +
+    `<dl>${rows.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join("")}</dl>` +
+    `<div class="actions"></div><h3>${t("timeline")}</h3><ol>` +
+    incident.timeline.map((e) => `<li>${when(e.at)} ${escapeHtml(label(e.action_label))}` +
+      `${e.actor ? " · " + escapeHtml(e.actor.display_name) : ""}` +
+      `${e.note ? " — " + escapeHtml(e.note) : ""}</li>`).join("") + "</ol>";
+  $("detail-close").addEventListener("click", () => { detail.hidden = true; });
+  const actions = detail.querySelector(".actions");
+  for (const name of incident.actions.filter((a) => QUICK_ACTIONS.includes(a))) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.action = name;
+    button.textContent = t(name);
+    button.addEventListener("click", async () => {
+      await api(`/api/v1/incidents/${incident.id}/actions/${name}`, {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ version: incident.version }),
+      });
+      showIncident(incident.id);
+      refreshTiles();
+      loadLists();
+    });
+    actions.appendChild(button);
+  }
+}
+
+async function loadCategories() {
+  const page = await api("/api/v1/categories?page_size=500");
+  const select = $("f-category");
+  select.replaceChildren(select.options[0]);
+  for (const c of page.items) {
+    const option = new Option(`${c.code} ${lang === "zh" ? c.name : c.name_en}`, c.code);
+    select.add(option);
+  }
+}
+
+// Server-sent events through fetch (EventSource cannot send the bearer token); when the
+// server serves as many streams as it may, poll /map/changes instead.
+async function follow(cursor) {
+  streamAbort = new AbortController();
+  let changed = null;
+  const onChange = () => { clearTimeout(changed); changed = setTimeout(() => { refreshTiles(); loadLists(); }, 500); };
+  while (token) {
+    try {
+      const headers = { Authorization: `Bearer ${token}` };
+      if (cursor) headers["Last-Event-ID"] = cursor;
+      const response = await fetch("/api/v1/map/stream", { headers, signal: streamAbort.signal });
+      if (response.status === 503) {
+        const page = await api(`/api/v1/map/changes${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`);
+        if (cursor && page.features.length) onChange();
+        cursor = page.cursor;
+        await new Promise((resolve) => setTimeout(resolve, 5000));
+        continue;
+      }
+      if (!response.ok) throw new Error(String(response.status));
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const id = /^id: (.*)$/m.exec(block);
+          const kind = /^event: (.*)$/m.exec(block);
+          if (id) cursor = id[1];
+          if (kind && kind[1] === "incidents") onChange();
+        }
+      }
+    } catch (error) {
+      if (streamAbort.signal.aborted) return;
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+    }
+  }
+}
+
+async function start() {
+  $("login").hidden = true;
+  $("app").hidden = false;
+  translate();
+  try {
+    const me = await api("/api/v1/me");
+    const scope = await api(`/api/v1/regions/${me.region.id}?format=geojson`);
+    if (map) map.remove();
+    buildMap(scope);
+    await Promise.all([loadCategories(), loadLists()]);
+    follow(null);
+  } catch (error) {
+    $("login-error").textContent = error.message;
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  translate();
+  $("login").addEventListener("submit", signIn);
+  $("logout").addEventListener("click", signOut);
+  $("lang").addEventListener("click", () => {
+    lang = lang === "zh" ? "en" : "zh";
+    localStorage.setItem("fq.lang", lang);
+    translate();
+    loadCategories();
+    loadLists();
+  });
+  ["f-status", "f-category"].forEach((id) => $(id).addEventListener("change", refreshTiles));
+  document.querySelectorAll("input[name=light]").forEach((box) => box.addEventListener("change", refreshTiles));
+  if (token) start(); else signOut();
+});

@@ -1,0 +1,117 @@
+"""The map page in a real browser: Debian's Chromium, headless, driven by selenium through
+Debian's chromedriver. It signs in, draws the cells and incidents it is allowed to see
+(checked on the map's rendered features, not the DOM), filters, opens an incident, speaks
+English; a screenshot is kept in var/test-artifacts/.
+
+Chromium may resolve only 127.0.0.1: MapLibre and the page's data have to come from this
+server, never from a CDN or an internet basemap.
+"""
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+
+from tests.builders import PASSWORD, build_tree
+from tests.incident_builders import make_incident, map_cases, point_in
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
+RENDERED = """
+const map = window.fengqiaoMap;
+if (!map || !map.loaded() || !map.areTilesLoaded()) return null;
+return map.queryRenderedFeatures().map(f => [f.layer.id, f.id === undefined ? null : f.id,
+                                             f.properties.light || null]);
+"""
+
+
+@pytest.fixture
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--window-size=1366,768",
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_for(check, timeout: float = 30.0, what: str = "the page"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def rendered(driver, layer: str) -> dict:
+    """The rendered features of ``layer`` once the map has settled: id → light."""
+    features = wait_for(lambda: driver.execute_script(RENDERED), what="the map's tiles")
+    return {ident: light for name, ident, light in features if name == layer}
+
+
+def test_a_community_supervisor_sees_filters_opens_and_accepts_the_cases_of_the_community(db, live_server, browser):
+    tree = build_tree()
+    cases = map_cases(tree)
+    fight = cases["late"].category
+    new = make_incident(fight, tree["G1"], tree["grid_worker"], at=point_in(tree["G1"], 0.5, 0.7),
+                        description="新上报：路灯不亮")  # reported: the supervisor accepts it from the map
+    browser.get(f"{live_server}/map")
+    browser.find_element(By.NAME, "username").send_keys(tree["community"].username)
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "#login button").click()
+
+    cells = wait_for(lambda: rendered(browser, "regions"), what="the regions")
+    in_scope = {tree[k].id for k in ("K1", "G1", "G2")}
+    assert set(cells) <= in_scope and set(cells)  # the community's own regions, nothing else
+
+    centre = point_in(tree["K1"])
+    browser.execute_script(f"window.fengqiaoMap.jumpTo({{center: [{centre.x}, {centre.y}], zoom: 13.5}})")
+    time.sleep(0.5)
+    seen = wait_for(lambda: rendered(browser, "incidents"), what="the incidents")
+    mine = {cases[k].id: light for k, light in (("late", "red"), ("on_time", "green"), ("soon", "yellow"),
+                                                 ("police", "green"))} | {new.id: "none"}
+    assert seen == mine  # the open ones of the community, with their lights; not the other district's
+
+    point = browser.execute_script(f"const p = window.fengqiaoMap.project([{point_in(tree['G1'], 0.5, 0.7).x}, "
+                                   f"{point_in(tree['G1'], 0.5, 0.7).y}]); return [p.x, p.y];")
+    canvas = browser.find_element(By.CSS_SELECTOR, "#map canvas")
+    size = canvas.size
+    ActionChains(browser).move_to_element_with_offset(canvas, point[0] - size["width"] / 2,
+                                                      point[1] - size["height"] / 2).click().perform()
+    wait_for(lambda: f"#{new.id}" in browser.find_element(By.ID, "detail").text, what="the clicked incident")
+    browser.find_element(By.CSS_SELECTOR, "#detail button[data-action=accept]").click()
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#detail ol li"), what="the accept in the timeline")
+    db.session.refresh(new)
+    assert new.status == "accepted"  # through the same API
+
+    browser.find_element(By.CSS_SELECTOR, "input[name=light][value=red]").click()
+    wait_for(lambda: rendered(browser, "incidents") == {cases["late"].id: "red"}, what="the red filter")
+
+    overdue = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, f"#overdue li[data-id='{cases['late'].id}']"),
+                       what="the overdue list")
+    overdue[0].click()
+    detail = wait_for(lambda: (lambda text: f"#{cases['late'].id} " in text and text)(
+        browser.find_element(By.ID, "detail").text), what="the overdue incident's detail")
+    assert cases["late"].description in detail and "超时" in detail  # its light, in Chinese
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    png = browser.get_screenshot_as_png()
+    (ARTIFACTS / "map.png").write_bytes(png)
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    map_area = image.crop((0, 60, 1000, 700))
+    colours = {colour for _, colour in map_area.getcolors(maxcolors=1 << 20)}
+    assert any(r > 180 and g < 120 and b < 100 for r, g, b in colours)  # a red cell or point was drawn
+
+    browser.find_element(By.ID, "lang").click()
+    wait_for(lambda: "Overdue cases" in browser.find_element(By.ID, "side").text, what="English")
