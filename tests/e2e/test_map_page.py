@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -98,9 +99,14 @@ def test_a_community_supervisor_sees_filters_opens_and_accepts_the_cases_of_the_
     browser.find_element(By.CSS_SELECTOR, "input[name=light][value=red]").click()
     wait_for(lambda: rendered(browser, "incidents") == {cases["late"].id: "red"}, what="the red filter")
 
-    overdue = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, f"#overdue li[data-id='{cases['late'].id}']"),
-                       what="the overdue list")
-    overdue[0].click()
+    def open_overdue() -> bool:  # the list is redrawn when the data change: find it afresh
+        try:
+            browser.find_element(By.CSS_SELECTOR, f"#overdue li[data-id='{cases['late'].id}']").click()
+            return True
+        except (NoSuchElementException, StaleElementReferenceException):
+            return False
+
+    wait_for(open_overdue, what="the overdue list")
     detail = wait_for(lambda: (lambda text: f"#{cases['late'].id} " in text and text)(
         browser.find_element(By.ID, "detail").text), what="the overdue incident's detail")
     assert cases["late"].description in detail and "超时" in detail  # its light, in Chinese
