@@ -75,7 +75,7 @@ def tile(actor: Actor, z: int, x: int, y: int, f: TileFilter) -> bytes:
     bounds = func.ST_Transform(envelope, 4326)  # the same box in lon/lat: what the GiST indexes hold
     layers = [_layer(_regions(actor, z, envelope, bounds, f), "regions", "id")]
     if z >= INCIDENTS_FROM_ZOOM:
-        layers.append(_layer(_incidents(actor, envelope, bounds, f), "incidents", "id"))
+        layers.append(_layer(_incidents(actor, z, x, y, bounds, f), "incidents", "id"))
     else:
         layers.append(_layer(_clusters(actor, z, x, y, envelope, bounds, f), "clusters", None))
     body = layers[0]
@@ -165,21 +165,36 @@ def _incident_columns(actor: Actor, f: TileFilter, bounds):
             .where(incident_query(actor, f.for_incidents()).whereclause, Incident.geom.op("&&")(bounds)))
 
 
-def _incidents(actor: Actor, envelope, bounds, f: TileFilter):
-    """The incidents in the tile, as points."""
-    return _incident_columns(actor, f, bounds).add_columns(_tile_geom(Incident.geom, envelope).label("geom"))
+def _incidents(actor: Actor, z: int, x: int, y: int, bounds, f: TileFilter):
+    """The incidents in the tile, as points in tile units (placed by formula: they all lie in
+    the tile, so there is nothing to clip)."""
+    origin, size = _tile_frame(z, x, y)
+    east, north = _mercator(Incident.geom)
+    column = func.round((east - origin[0]) / size * EXTENT)
+    row = func.round((origin[1] - north) / size * EXTENT)
+    return _incident_columns(actor, f, bounds).add_columns(func.ST_MakePoint(column, row).label("geom"))
+
+
+def _tile_frame(z: int, x: int, y: int) -> tuple[tuple[float, float], float]:
+    """The tile's north-west corner and side, in Web Mercator metres."""
+    size = 2 * HALF_WORLD / 2 ** z
+    return (-HALF_WORLD + x * size, HALF_WORLD - y * size), size
+
+
+def _mercator(geom):
+    """SQL: a lon/lat point's Web Mercator metres (east, north), by the projection's formula
+    (PROJ for each point took most of a dense tile's time)."""
+    east = func.radians(func.ST_X(geom)) * EARTH_RADIUS
+    north = func.ln(func.tan(math.pi / 4 + func.radians(func.ST_Y(geom)) / 2)) * EARTH_RADIUS
+    return east, north
 
 
 def _clusters(actor: Actor, z: int, x: int, y: int, envelope, bounds, f: TileFilter):
     """The incidents in the tile binned into squares of CLUSTER_UNITS tile units: a count per
-    non-empty bin, at the mean position of its incidents. Positions are projected to Web
-    Mercator by its formula on the points' coordinates (PROJ per point took most of the
-    time)."""
-    size = 2 * HALF_WORLD / 2 ** z  # the tile's side in metres
-    x0, y1 = -HALF_WORLD + x * size, HALF_WORLD - y * size  # its west and north edges
+    non-empty bin, at the mean position of its incidents."""
+    (x0, y1), size = _tile_frame(z, x, y)
     step = size * CLUSTER_UNITS / EXTENT
-    east = func.radians(func.ST_X(Incident.geom)) * EARTH_RADIUS
-    north = func.ln(func.tan(math.pi / 4 + func.radians(func.ST_Y(Incident.geom)) / 2)) * EARTH_RADIUS
+    east, north = _mercator(Incident.geom)
     binned = (select(east.label("east"), north.label("north"),
                      cast(Incident.status.in_(sorted(OPEN_STATES)), Integer).label("is_open"),
                      cast(light_condition(RED), Integer).label("is_red"))
