@@ -1,7 +1,7 @@
 """The map page in a real browser: Debian's Chromium, headless, driven by selenium through
 Debian's chromedriver. It signs in, draws the cells and incidents it is allowed to see
-(checked on the map's rendered features, not the DOM), filters, opens an incident, speaks
-English; a screenshot is kept in var/test-artifacts/.
+(checked on the map's rendered features, not the DOM), filters, opens an incident, accepts
+and dispatches one, speaks English; a screenshot is kept in var/test-artifacts/.
 
 Chromium may resolve only 127.0.0.1: MapLibre and the page's data have to come from this
 server, never from a CDN or an internet basemap.
@@ -19,7 +19,10 @@ from selenium.common.exceptions import NoSuchElementException, StaleElementRefer
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
+from sqlalchemy import select
 
+from server.models import Task
 from tests.builders import PASSWORD, build_tree
 from tests.incident_builders import make_incident, map_cases, point_in
 
@@ -61,7 +64,7 @@ def rendered(driver, layer: str) -> dict:
     return {ident: light for name, ident, light in features if name == layer}
 
 
-def test_a_community_supervisor_sees_filters_opens_and_accepts_the_cases_of_the_community(db, live_server, browser):
+def test_a_community_supervisor_sees_filters_and_handles_the_cases_of_the_community(db, live_server, browser):
     tree = build_tree()
     cases = map_cases(tree)
     fight = cases["late"].category
@@ -95,6 +98,15 @@ def test_a_community_supervisor_sees_filters_opens_and_accepts_the_cases_of_the_
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#detail ol li"), what="the accept in the timeline")
     db.session.refresh(new)
     assert new.status == "accepted"  # through the same API
+    worker = tree["grid_worker"]
+    form = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#detail form.dispatch"), what="the dispatch form")
+    Select(form[0].find_element(By.NAME, "assignee")).select_by_value(f"user:{worker.id}")
+    form[0].find_element(By.NAME, "note").send_keys("请今天处理")
+    form[0].find_element(By.CSS_SELECTOR, "button[data-action=dispatch]").click()
+    wait_for(lambda: "派遣" in browser.find_element(By.CSS_SELECTOR, "#detail ol").text, what="the dispatch")
+    db.session.refresh(new)
+    task = db.session.scalars(select(Task).where(Task.incident_id == new.id)).one()
+    assert (new.status, task.assignee_id, task.instructions) == ("dispatched", worker.id, "请今天处理")
 
     browser.find_element(By.CSS_SELECTOR, "input[name=light][value=red]").click()
     wait_for(lambda: rendered(browser, "incidents") == {cases["late"].id: "red"}, what="the red filter")

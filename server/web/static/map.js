@@ -12,7 +12,8 @@ const TEXT = {
     none: "无", bad_login: "用户名或密码不对", failed: "请求失败", category: "分类", status: "状态",
     level: "层级", light: "信号灯", due: "办结时限", reported: "上报时间", address: "地址",
     timeline: "流转记录", close: "关闭", cases_open: "未结案件", empty: "暂无",
-    accept: "立案", verify: "核查结案",
+    accept: "立案", verify: "核查结案", dispatch: "派遣", dispatch_to: "派遣给", note: "说明",
+    worker: "网格员", department: "部门",
   },
   en: {
     title: "Fengqiao · grid map", username: "User name", password: "Password", signin: "Sign in",
@@ -22,16 +23,19 @@ const TEXT = {
     failed: "The request failed", category: "Category", status: "Status", level: "Level",
     light: "Light", due: "Due", reported: "Reported", address: "Address", timeline: "Timeline",
     close: "Close", cases_open: "Open cases", empty: "None", accept: "Accept", verify: "Verify and close",
+    dispatch: "Dispatch", dispatch_to: "Dispatch to", note: "Note", worker: "Grid worker",
+    department: "Department",
   },
 };
 const LIGHT_COLOURS = ["match", ["get", "light"], "red", "#d73027", "yellow", "#fdae61", "green", "#1a9850", "#d9d9d9"];
-const QUICK_ACTIONS = ["accept", "verify"]; // actions that need nothing but the version
+const QUICK_ACTIONS = ["accept", "verify"]; // actions that need nothing but the version (dispatch has a form)
 
 let lang = localStorage.getItem("fq.lang") || "zh";
 let token = sessionStorage.getItem("fq.token");
 let map = null;
 let tilesVersion = 0;
 let streamAbort = null;
+let assignees = { workers: [], departments: [] }; // whom this user may dispatch to (the server checks)
 
 const $ = (id) => document.getElementById(id);
 const t = (key) => TEXT[lang][key] || key;
@@ -208,17 +212,56 @@ async function showIncident(id, fly) {
     button.type = "button";
     button.dataset.action = name;
     button.textContent = t(name);
-    button.addEventListener("click", async () => {
-      await api(`/api/v1/incidents/${incident.id}/actions/${name}`, {
-        method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ version: incident.version }),
-      });
-      showIncident(incident.id);
-      refreshTiles();
-      loadLists();
-    });
+    button.addEventListener("click", () => act(incident, name, {}).catch((error) => alert(error.message)));
     actions.appendChild(button);
   }
+  if (incident.actions.includes("dispatch")) actions.appendChild(dispatchForm(incident));
+}
+
+async function act(incident, name, body) {
+  await api(`/api/v1/incidents/${incident.id}/actions/${name}`, {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(Object.assign({ version: incident.version }, body)),
+  });
+  showIncident(incident.id);
+  refreshTiles();
+  loadLists();
+}
+
+function dispatchForm(incident) {
+  const form = document.createElement("form");
+  form.className = "dispatch";
+  const select = document.createElement("select");
+  select.name = "assignee";
+  select.setAttribute("aria-label", t("dispatch_to"));
+  for (const w of assignees.workers) select.add(new Option(`${t("worker")} · ${w.display_name}`, `user:${w.id}`));
+  for (const d of assignees.departments) {
+    select.add(new Option(`${t("department")} · ${lang === "zh" ? d.name : d.name_en || d.name}`, `department:${d.id}`));
+  }
+  const note = document.createElement("input");
+  note.name = "note";
+  note.placeholder = t("note");
+  const button = document.createElement("button");
+  button.type = "submit";
+  button.dataset.action = "dispatch";
+  button.textContent = t("dispatch");
+  form.append(select, note, button);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const [kind, id] = select.value.split(":");
+    const body = kind === "user" ? { assignee_id: Number(id) } : { department_id: Number(id) };
+    if (note.value) body.note = note.value;
+    try { await act(incident, "dispatch", body); } catch (error) { alert(error.message); }
+  });
+  return form;
+}
+
+async function loadAssignees() {
+  const [workers, departments] = await Promise.all([
+    api("/api/v1/users?role=grid_worker&active=true&page_size=500"),
+    api("/api/v1/departments?page_size=500"),
+  ]);
+  assignees = { workers: workers.items, departments: departments.items };
 }
 
 async function loadCategories() {
@@ -282,7 +325,7 @@ async function start() {
     const scope = await api(`/api/v1/regions/${me.region.id}?format=geojson`);
     if (map) map.remove();
     buildMap(scope);
-    await Promise.all([loadCategories(), loadLists()]);
+    await Promise.all([loadCategories(), loadLists(), loadAssignees()]);
     follow(null);
   } catch (error) {
     $("login-error").textContent = error.message;
