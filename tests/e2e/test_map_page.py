@@ -58,6 +58,14 @@ def wait_for(check, timeout: float = 30.0, what: str = "the page"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def text(driver, selector: str) -> str:
+    """The text of the element now ("" while it is missing or being redrawn)."""
+    try:
+        return driver.find_element(By.CSS_SELECTOR, selector).text
+    except (NoSuchElementException, StaleElementReferenceException):
+        return ""
+
+
 def rendered(driver, layer: str) -> dict:
     """The rendered features of ``layer`` once the map has settled: id → light."""
     features = wait_for(lambda: driver.execute_script(RENDERED), what="the map's tiles")
@@ -93,9 +101,9 @@ def test_a_community_supervisor_sees_filters_and_handles_the_cases_of_the_commun
     size = canvas.size
     ActionChains(browser).move_to_element_with_offset(canvas, point[0] - size["width"] / 2,
                                                       point[1] - size["height"] / 2).click().perform()
-    wait_for(lambda: f"#{new.id}" in browser.find_element(By.ID, "detail").text, what="the clicked incident")
+    wait_for(lambda: f"#{new.id}" in text(browser, "#detail"), what="the clicked incident")
     browser.find_element(By.CSS_SELECTOR, "#detail button[data-action=accept]").click()
-    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#detail ol li"), what="the accept in the timeline")
+    wait_for(lambda: "立案" in text(browser, "#detail ol"), what="the accept in the timeline")
     db.session.refresh(new)
     assert new.status == "accepted"  # through the same API
     worker = tree["grid_worker"]
@@ -103,7 +111,7 @@ def test_a_community_supervisor_sees_filters_and_handles_the_cases_of_the_commun
     Select(form[0].find_element(By.NAME, "assignee")).select_by_value(f"user:{worker.id}")
     form[0].find_element(By.NAME, "note").send_keys("请今天处理")
     form[0].find_element(By.CSS_SELECTOR, "button[data-action=dispatch]").click()
-    wait_for(lambda: "派遣" in browser.find_element(By.CSS_SELECTOR, "#detail ol").text, what="the dispatch")
+    wait_for(lambda: "派遣" in text(browser, "#detail ol"), what="the dispatch")
     db.session.refresh(new)
     task = db.session.scalars(select(Task).where(Task.incident_id == new.id)).one()
     assert (new.status, task.assignee_id, task.instructions) == ("dispatched", worker.id, "请今天处理")
@@ -119,8 +127,8 @@ def test_a_community_supervisor_sees_filters_and_handles_the_cases_of_the_commun
             return False
 
     wait_for(open_overdue, what="the overdue list")
-    detail = wait_for(lambda: (lambda text: f"#{cases['late'].id} " in text and text)(
-        browser.find_element(By.ID, "detail").text), what="the overdue incident's detail")
+    detail = wait_for(lambda: (lambda shown: f"#{cases['late'].id} " in shown and shown)(text(browser, "#detail")),
+                      what="the overdue incident's detail")
     assert cases["late"].description in detail and "超时" in detail  # its light, in Chinese
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -132,4 +140,4 @@ def test_a_community_supervisor_sees_filters_and_handles_the_cases_of_the_commun
     assert any(r > 180 and g < 120 and b < 100 for r, g, b in colours)  # a red cell or point was drawn
 
     browser.find_element(By.ID, "lang").click()
-    wait_for(lambda: "Overdue cases" in browser.find_element(By.ID, "side").text, what="English")
+    wait_for(lambda: "Overdue cases" in text(browser, "#side"), what="English")
