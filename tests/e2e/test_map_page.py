@@ -141,3 +141,20 @@ def test_a_community_supervisor_sees_filters_and_handles_the_cases_of_the_commun
 
     browser.find_element(By.ID, "lang").click()
     wait_for(lambda: "Overdue cases" in text(browser, "#side"), what="English")
+
+
+def test_on_a_phone_sized_screen_the_list_goes_under_the_map(db, live_server, browser):
+    tree = build_tree()
+    cases = map_cases(tree)
+    browser.set_window_size(390, 844)
+    browser.get(f"{live_server}/map")
+    browser.find_element(By.NAME, "username").send_keys(tree["street"].username)
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "#login button").click()
+    assert wait_for(lambda: rendered(browser, "regions"), what="the regions")
+    view = browser.find_element(By.ID, "map").rect
+    side = browser.find_element(By.ID, "side").rect
+    width = browser.execute_script("return document.documentElement.clientWidth")
+    assert view["width"] >= width - 1 and side["width"] >= width - 1  # both full width
+    assert side["y"] >= view["y"] + view["height"] - 1 and view["height"] > 200  # the list under the map
+    wait_for(lambda: f"#{cases['late'].id}" in text(browser, "#overdue"), what="the overdue list")
