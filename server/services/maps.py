@@ -286,7 +286,7 @@ def changes(actor: Actor, cursor: str | None, limit: int = CHANGES_LIMIT) -> Cha
     if cursor is None:
         return Changes([], f"{xmin}.0", False)
     match = _CURSOR.match(cursor)
-    if not match or int(match.group(1)) >= 2 ** 63:
+    if not match or max(int(match.group(1)), int(match.group(2))) >= 2 ** 63:  # not one we gave
         raise _invalid_cursor()
     after = (int(match.group(1)), int(match.group(2)))
     rows = changed_rows(Incident, [visible_incidents(actor)], after, xmin, limit)

@@ -61,10 +61,17 @@ def test_a_department_hears_only_of_its_cases(tree, cases, client_for):
     assert [f["id"] for f in changes(police, start)["features"]] == [cases["police"].id]
 
 
-@pytest.mark.parametrize("cursor", ["abc", "1.2.3", "99999999999999999999.1", "-1.0", "1 .2"])
+@pytest.mark.parametrize("cursor", ["abc", "1.2.3", "99999999999999999999.1", "-1.0", "1 .2",
+                                    "1.9999999999999999999", "9223372036854775808.0"])
 def test_a_bad_cursor_is_refused(tree, client_for, cursor):
     response = client_for(tree["community"]).get("/api/v1/map/changes", params={"cursor": cursor})
     assert response.status_code == 400 and response.json()["code"] == "map.invalid_cursor"
+
+
+def test_cursors_at_either_end_of_the_range_are_answered(tree, cases, client_for):
+    community = client_for(tree["community"])
+    assert changes(community, "9223372036854775807.9223372036854775807")["features"] == []
+    assert len(changes(community, "0.0")["features"]) == 5  # everything of the community, from the start
 
 
 @pytest.fixture
