@@ -124,28 +124,29 @@ def map_stream(actor, args):
     lasts, every = config["MAP_STREAM_SECONDS"], config["MAP_STREAM_POLL_SECONDS"]
 
     def events():
-        try:
-            cursor = first.cursor
-            yield f"retry: 2000\nid: {cursor}\nevent: ready\ndata: {json.dumps({'cursor': cursor})}\n\n"
-            if first.features:
-                yield _event(first)
-            end, quiet_since = time.monotonic() + lasts, time.monotonic()
-            while time.monotonic() < end:
+        cursor, more = first.cursor, first.has_more
+        yield f"retry: 2000\nid: {cursor}\nevent: ready\ndata: {json.dumps({'cursor': cursor})}\n\n"
+        if first.features:
+            yield _event(first)
+        end, quiet_since = time.monotonic() + lasts, time.monotonic()
+        while time.monotonic() < end:
+            if not more:  # caught up: wait before looking again
                 time.sleep(every)
-                page = maps.changes(actor, cursor)
-                db.session.remove()
-                cursor = page.cursor
-                if page.features:
-                    quiet_since = time.monotonic()
-                    yield _event(page)
-                elif time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
-                    quiet_since = time.monotonic()
-                    yield ": keep-alive\n\n"
-        finally:
-            slots.release()
+            page = maps.changes(actor, cursor)
+            db.session.remove()
+            cursor, more = page.cursor, page.has_more
+            if page.features:
+                quiet_since = time.monotonic()
+                yield _event(page)
+            elif time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
+                quiet_since = time.monotonic()
+                yield ": keep-alive\n\n"
 
-    return Response(stream_with_context(events()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    response = Response(stream_with_context(events()), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    # the server closes every response, even one whose client left before it was read
+    response.call_on_close(slots.release)
+    return response
 
 
 def _event(page: maps.Changes) -> str:
