@@ -171,10 +171,11 @@ class Incident(db.Model):
         Index("ix_incidents_sweep_due", "due_at", postgresql_where=text(in_list("status", sorted(RUNNING_STATES)))),
         Index("ix_incidents_sweep_yellow", "yellow_at", postgresql_where=text(
             f"{in_list('status', sorted(RUNNING_STATES))} AND reminded_stage < stage_no")),
-        # the map's counts per cell: the open cases of a set of cells, with what their light,
-        # the filters and the scope need, read from the index alone
+        # the map's open cases of a set of cells, with what their counts, points, lights, the
+        # filters and the scope need, read from the index alone
         Index("ix_incidents_open_cell", "region_id", postgresql_where=text(in_list("status", sorted(OPEN_STATES))),
-              postgresql_include=["status", "yellow_at", "due_at", "category_id", "reported_at", "region_path"]),
+              postgresql_include=["status", "yellow_at", "due_at", "category_id", "reported_at", "region_path",
+                                  "id", "geom", "priority", "level"]),
     )
 
     @property

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from geoalchemy2 import Geometry
-from sqlalchemy import CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, text
+from sqlalchemy import CheckConstraint, Computed, DateTime, Float, ForeignKey, Index, Integer, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -28,6 +28,9 @@ class Region(db.Model):
     path: Mapped[str] = mapped_column(String(512), server_default="/")
     # deferred: lists and chains rarely need the polygon; load it with undefer()
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=False, deferred=True)
+    # a point inside the polygon, kept by the database: where a map draws the region's cluster
+    centre = mapped_column(Geometry("POINT", srid=4326, spatial_index=False),
+                           Computed("ST_PointOnSurface(geom)", persisted=True), deferred=True)
     area_m2: Mapped[float] = mapped_column(Float)
     # attributes of the source feature, kept as imported (foreign ids, names…)
     properties: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))

@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import Integer, case, cast, func, literal, select, text
+from sqlalchemy import Integer, case, cast, func, literal, or_, select, text
 from sqlalchemy.orm import aliased
 
 from geo.geometry import from_db, to_geojson
@@ -73,9 +73,18 @@ def tile(actor: Actor, z: int, x: int, y: int, f: TileFilter) -> bytes:
     check_tile(z, x, y)
     envelope = func.ST_TileEnvelope(z, x, y)
     bounds = func.ST_Transform(envelope, 4326)  # the same box in lon/lat: what the GiST indexes hold
-    layers = [_layer(_regions(actor, z, envelope, bounds, f), "regions", "id")]
+    level = region_level(z)
+    shown = _regions_in(actor, level, bounds).cte("shown")
+    clusters_from_cells = z < INCIDENTS_FROM_ZOOM and f.status_group == "open"
+    cells = _cells(shown, level, _tile_frame(z, x, y) if clusters_from_cells else None)
+    per_cell = _per_cell(actor, cells, f)
+    simplified = func.ST_SimplifyPreserveTopology(shown.c.geom, _unit(z))  # below a tile unit nothing shows
+    regions = _region_counts(shown, cells, per_cell).add_columns(_tile_geom(simplified, envelope).label("geom"))
+    layers = [_layer(regions, "regions", "id")]
     if z >= INCIDENTS_FROM_ZOOM:
         layers.append(_layer(_incidents(actor, z, x, y, bounds, f), "incidents", "id"))
+    elif clusters_from_cells:
+        layers.append(_layer(_cell_clusters(cells, per_cell, z, x, y, f), "clusters", None))
     else:
         layers.append(_layer(_clusters(actor, z, x, y, envelope, bounds, f), "clusters", None))
     body = layers[0]
@@ -104,14 +113,6 @@ def _tile_geom(geom_4326, envelope):
     return func.ST_AsMVTGeom(func.ST_Transform(geom_4326, 3857), envelope, EXTENT, BUFFER, True)
 
 
-def _regions(actor: Actor, z: int, envelope, bounds, f: TileFilter):
-    """The regions of the zoom's level in the tile, each with its open cases by light."""
-    shown = _regions_in(actor, region_level(z), bounds).cte("shown")
-    counted = _with_counts(actor, shown, region_level(z), f)
-    simplified = func.ST_SimplifyPreserveTopology(shown.c.geom, _unit(z))  # below a tile unit nothing shows
-    return counted.add_columns(_tile_geom(simplified, envelope).label("geom"))
-
-
 def _regions_in(actor: Actor, level: str, bounds):
     """The live regions of ``level`` in the actor's scope whose geometry meets ``bounds``."""
     return (select(Region.id, Region.code, Region.name, Region.name_en, Region.level, Region.geom)
@@ -119,29 +120,53 @@ def _regions_in(actor: Actor, level: str, bounds):
                    Region.geom.op("&&")(bounds)))
 
 
-def _with_counts(actor: Actor, shown, level: str, f: TileFilter):
-    """``shown`` (regions of ``level``) with the open cases of each, by light, and the worst
-    light. The cases are counted per cell from the index of open cases by cell
-    (``ix_incidents_open_cell``, without reading the table), then summed per region drawn."""
+def _cells(shown, level: str, frame=None):
+    """The grid cells whose cases are counted: those of the regions ``shown`` (of ``level``;
+    ``owner`` is the shown region a cell counts toward) and, given a tile's ``frame``, those
+    whose centre lies in the tile (``in_tile``: the clusters are drawn from them), each with
+    its centre in Web Mercator metres (``east``, ``north``: of ``Region.centre``, a point inside it)."""
     if level == "grid":
-        cells = select(shown.c.id.label("cell_id"), shown.c.id.label("owner"))
-    else:
-        cell = aliased(Region)
-        owner = cast(func.split_part(cell.path, "/", level_rank(level) + 2), Integer)  # its ancestor at the level
-        cells = select(cell.id.label("cell_id"), owner.label("owner")).where(
-            cell.level == "grid", cell.geom.op("&&")(select(func.ST_Extent(shown.c.geom)).scalar_subquery()),
-            owner.in_(select(shown.c.id)))
-    cells = cells.cte("cells")
-    per_cell = (select(Incident.region_id, func.count().label("open"),
-                       func.count().filter(light_condition(YELLOW)).label("yellow"),
-                       func.count().filter(light_condition(RED)).label("red"))
-                .where(incident_query(actor, f.for_counts()).whereclause,
-                       Incident.region_id.in_(select(cells.c.cell_id)))
-                .group_by(Incident.region_id)
-                .subquery("per_cell"))
+        return select(shown.c.id.label("cell_id"), shown.c.id.label("owner")).cte("cells")
+    cell = aliased(Region)
+    ancestor = cast(func.split_part(cell.path, "/", level_rank(level) + 2), Integer)  # its region of the level
+    owned = ancestor.in_(select(shown.c.id))
+    extent = select(func.ST_Extent(shown.c.geom)).scalar_subquery()
+    if frame is None:
+        return select(cell.id.label("cell_id"), ancestor.label("owner")).where(
+            cell.level == "grid", cell.geom.op("&&")(extent), owned).cte("cells")
+    (west, north), size = frame
+    east, north_ = _mercator(func.ST_X(cell.centre), func.ST_Y(cell.centre))
+    in_tile = (east >= west) & (east < west + size) & (north_ <= north) & (north_ > north - size)
+    frame_box = func.ST_Transform(func.ST_MakeEnvelope(west, north - size, west + size, north, 3857), 4326)
+    candidates = (select(cell.id.label("cell_id"), case((owned, ancestor)).label("owner"),
+                         in_tile.label("in_tile"), east.label("east"), north_.label("north"))
+                  .where(cell.level == "grid", or_(cell.geom.op("&&")(extent), cell.geom.op("&&")(frame_box)))
+                  .subquery("candidates"))
+    return select(candidates).where(candidates.c.owner.is_not(None) | candidates.c.in_tile).cte("cells")
+
+
+def _per_cell(actor: Actor, cells, f: TileFilter):
+    """The open cases of the category and time range of ``f`` the actor may see, per cell of
+    ``cells``, by light (``none``: open − green − yellow − red), counted from the index of open
+    cases by cell (``ix_incidents_open_cell``) without reading the table."""
+    counted = (select(cells.c.cell_id, func.count().label("open"),
+                      *(func.count().filter(light_condition(light)).label(light) for light in (YELLOW, RED)),
+                      func.count().filter(light_expression() == NO_LIGHT).label(NO_LIGHT))
+               .join(Incident, Incident.region_id == cells.c.cell_id)  # cells in id order: the index read in order
+               .where(incident_query(actor, f.for_counts()).whereclause)
+               .group_by(cells.c.cell_id)
+               .subquery("counted"))
+    green = counted.c.open - counted.c[NO_LIGHT] - counted.c.yellow - counted.c.red
+    return (select(counted.c.cell_id, counted.c.open, green.label(GREEN), counted.c.yellow, counted.c.red)
+            .cte("per_cell"))
+
+
+def _region_counts(shown, cells, per_cell):
+    """``shown`` with the open cases of each (the sums of its cells'), by light, and the worst light."""
     counts = (select(cells.c.owner.label("region_id"), func.sum(per_cell.c.open).label("open"),
                      func.sum(per_cell.c.yellow).label("yellow"), func.sum(per_cell.c.red).label("red"))
-              .join(per_cell, per_cell.c.region_id == cells.c.cell_id)
+              .join(per_cell, per_cell.c.cell_id == cells.c.cell_id)
+              .where(cells.c.owner.is_not(None))
               .group_by(cells.c.owner)
               .subquery("counts"))
     open_, yellow, red = (cast(func.coalesce(counts.c[name], 0), Integer) for name in ("open", "yellow", "red"))
@@ -151,6 +176,12 @@ def _with_counts(actor: Actor, shown, level: str, f: TileFilter):
             .select_from(shown.outerjoin(counts, counts.c.region_id == shown.c.id)))
 
 
+def _with_counts(actor: Actor, shown, level: str, f: TileFilter):
+    """``shown`` (regions of ``level``) with their open cases by light and the worst light."""
+    cells = _cells(shown, level)
+    return _region_counts(shown, cells, _per_cell(actor, cells, f))
+
+
 def _unit(z: int) -> float:
     """One tile unit at zoom ``z``, in degrees of longitude."""
     return 360.0 / (2 ** z * EXTENT)
@@ -158,18 +189,26 @@ def _unit(z: int) -> float:
 
 def _incident_columns(actor: Actor, f: TileFilter, bounds):
     """The incidents the actor may see that pass ``f`` and lie in ``bounds``, with what a map
-    shows of each."""
-    return (select(Incident.id, Category.code.label("category"), Category.name.label("category_name"),
-                   Incident.status, Incident.priority, light_expression().label("light"), Incident.level)
+    shows of each (a tile: the category's code; the page knows its names)."""
+    return (select(Incident.id, Category.code.label("category"), Incident.status, Incident.priority,
+                   light_expression().label("light"), Incident.level)
             .join(Category, Category.id == Incident.category_id)
-            .where(incident_query(actor, f.for_incidents()).whereclause, Incident.geom.op("&&")(bounds)))
+            .where(incident_query(actor, f.for_incidents()).whereclause, Incident.geom.op("&&")(bounds),
+                   Incident.region_id.in_(_cells_meeting(bounds))))
+
+
+def _cells_meeting(bounds):
+    """The grid cells (retired ones too) meeting ``bounds``: an incident lies in its cell, so
+    these hold every incident in the box, and the open ones are read by cell from the index
+    that holds their points (``ix_incidents_open_cell``), without the table."""
+    return select(Region.id).where(Region.level == "grid", Region.geom.op("&&")(bounds))
 
 
 def _incidents(actor: Actor, z: int, x: int, y: int, bounds, f: TileFilter):
     """The incidents in the tile, as points in tile units (placed by formula: they all lie in
     the tile, so there is nothing to clip)."""
     origin, size = _tile_frame(z, x, y)
-    east, north = _mercator(Incident.geom)
+    east, north = _mercator(func.ST_X(Incident.geom), func.ST_Y(Incident.geom))
     column = func.round((east - origin[0]) / size * EXTENT)
     row = func.round((origin[1] - north) / size * EXTENT)
     return _incident_columns(actor, f, bounds).add_columns(func.ST_MakePoint(column, row).label("geom"))
@@ -181,30 +220,61 @@ def _tile_frame(z: int, x: int, y: int) -> tuple[tuple[float, float], float]:
     return (-HALF_WORLD + x * size, HALF_WORLD - y * size), size
 
 
-def _mercator(geom):
-    """SQL: a lon/lat point's Web Mercator metres (east, north), by the projection's formula
-    (PROJ for each point took most of a dense tile's time)."""
-    east = func.radians(func.ST_X(geom)) * EARTH_RADIUS
-    north = func.ln(func.tan(math.pi / 4 + func.radians(func.ST_Y(geom)) / 2)) * EARTH_RADIUS
+def _mercator(lon, lat):
+    """SQL: the Web Mercator metres (east, north) of a longitude and latitude, by the
+    projection's formula (PROJ for each point took most of a dense tile's time)."""
+    east = func.radians(lon) * EARTH_RADIUS
+    north = func.ln(func.tan(math.pi / 4 + func.radians(lat) / 2)) * EARTH_RADIUS
     return east, north
 
 
-def _clusters(actor: Actor, z: int, x: int, y: int, envelope, bounds, f: TileFilter):
-    """The incidents in the tile binned into squares of CLUSTER_UNITS tile units: a count per
-    non-empty bin, at the mean position of its incidents."""
+def _binned(z: int, x: int, y: int, east, north):
+    """The cluster bin (column, row) of a position in Web Mercator metres, in the tile z/x/y."""
     (x0, y1), size = _tile_frame(z, x, y)
     step = size * CLUSTER_UNITS / EXTENT
-    east, north = _mercator(Incident.geom)
+    return func.floor((east - x0) / step), func.floor((y1 - north) / step)
+
+
+def _cluster_point(east, north, z: int, x: int, y: int):
+    """A cluster's position (Web Mercator metres) in tile units."""
+    centre = func.ST_SetSRID(func.ST_MakePoint(east, north), 3857)
+    return func.ST_AsMVTGeom(centre, func.ST_TileEnvelope(z, x, y), EXTENT, BUFFER, True)
+
+
+def _cell_clusters(cells, per_cell, z: int, x: int, y: int, f: TileFilter):
+    """The open cases of the cells whose centre lies in the tile, binned into squares of
+    CLUSTER_UNITS tile units: a count per non-empty bin, at the mean of its cells' centres
+    weighted by their cases (the light filter picks which of a cell's counts are drawn)."""
+    lights = f.light or ()
+    counted = (sum((per_cell.c[light] for light in lights[1:]), per_cell.c[lights[0]]) if lights
+               else per_cell.c.open)
+    red = per_cell.c.red if not lights or RED in lights else literal(0)
+    drawn = (select(cells.c.east, cells.c.north, counted.label("n"), red.label("red"))
+             .join(per_cell, per_cell.c.cell_id == cells.c.cell_id)
+             .where(cells.c.in_tile, counted > 0)
+             .subquery("drawn"))
+    column, row = _binned(z, x, y, drawn.c.east, drawn.c.north)
+    total = func.sum(drawn.c.n)
+    east, north = (func.sum(drawn.c[name] * drawn.c.n) / total for name in ("east", "north"))
+    return (select(cast(total, Integer).label("count"), cast(total, Integer).label("open"),
+                   cast(func.sum(drawn.c.red), Integer).label("red"),
+                   _cluster_point(east, north, z, x, y).label("geom"))
+            .group_by(column, row))
+
+
+def _clusters(actor: Actor, z: int, x: int, y: int, envelope, bounds, f: TileFilter):
+    """The incidents in the tile (any status) binned into squares of CLUSTER_UNITS tile
+    units: a count per non-empty bin, at the mean position of its incidents."""
+    east, north = _mercator(func.ST_X(Incident.geom), func.ST_Y(Incident.geom))
     binned = (select(east.label("east"), north.label("north"),
                      cast(Incident.status.in_(sorted(OPEN_STATES)), Integer).label("is_open"),
                      cast(light_condition(RED), Integer).label("is_red"))
               .where(incident_query(actor, f.for_incidents()).whereclause, Incident.geom.op("&&")(bounds))
               .subquery("binned"))
-    column, row = func.floor((binned.c.east - x0) / step), func.floor((y1 - binned.c.north) / step)
-    centre = func.ST_SetSRID(func.ST_MakePoint(func.avg(binned.c.east), func.avg(binned.c.north)), 3857)
+    column, row = _binned(z, x, y, binned.c.east, binned.c.north)
     return (select(func.count().label("count"), cast(func.sum(binned.c.is_open), Integer).label("open"),
                    cast(func.sum(binned.c.is_red), Integer).label("red"),
-                   func.ST_AsMVTGeom(centre, envelope, EXTENT, BUFFER, True).label("geom"))
+                   _cluster_point(func.avg(binned.c.east), func.avg(binned.c.north), z, x, y).label("geom"))
             .group_by(column, row))
 
 
@@ -240,7 +310,7 @@ def incident_features(actor: Actor, bbox, f: TileFilter, after: int, limit: int)
     """The incidents in ``bbox`` the actor may see that pass ``f``, in id order after ``after``."""
     _no_jit()
     rows = db.session.execute(_incident_columns(actor, f, _box(bbox)).add_columns(
-        Incident.reported_at, Incident.due_at, Incident.geom.label("geom"))
+        Category.name.label("category_name"), Incident.reported_at, Incident.due_at, Incident.geom.label("geom"))
         .where(Incident.id > after).order_by(Incident.id).limit(limit + 1)).all()
     return _page(rows, limit)
 

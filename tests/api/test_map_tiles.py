@@ -62,8 +62,7 @@ def test_a_cell_tile_has_its_cells_coloured_by_their_worst_light_and_its_inciden
         "grid", tree["G1"].code, 2, 0, 1, "red")
     assert (g2["open"], g2["yellow"], g2["red"], g2["light"]) == (2, 1, 0, "yellow")  # the closed one is not open
     incidents = got["incidents"]
-    assert incidents[cases["late"].id] == {"category": "0702", "category_name": cases["late"].category.name,
-                                           "status": "accepted", "priority": cases["late"].priority,
+    assert incidents[cases["late"].id] == {"category": "0702", "status": "accepted", "priority": cases["late"].priority,
                                            "light": "red", "level": "grid"}
     assert incidents[cases["soon"].id]["light"] == "yellow" and incidents[cases["on_time"].id]["light"] == "green"
     assert cases["closed"].id not in incidents  # open cases by default
@@ -82,18 +81,30 @@ def test_the_region_level_follows_the_zoom(tree, cases, client_for):
     assert (streets[tree["S3"].id]["open"], streets[tree["S2"].id]["light"]) == (1, "none")
 
 
+def clustered(client, z, **params):
+    """The clusters' (count, open, red) summed over every tile of the city at ``z``."""
+    counted = open_ = red = 0
+    for tile in tiles_over(CITY, z):
+        got = layers(client, *tile, **params)
+        assert "incidents" not in got
+        for feature in got.get("clusters", {}).get("features", []):
+            assert feature["properties"]["count"] > 0
+            counted += feature["properties"]["count"]
+            open_ += feature["properties"]["open"]
+            red += feature["properties"]["red"]
+    return counted, open_, red
+
+
 def test_below_zoom_13_incidents_come_as_clusters_that_count_them_all(tree, cases, client_for):
     admin = client_for(tree["admin"])
     for z in (8, 12):
-        counted = open_ = red = 0
-        for tile in tiles_over(CITY, z):
-            got = layers(admin, *tile)
-            assert "incidents" not in got
-            for feature in got.get("clusters", {}).get("features", []):
-                counted += feature["properties"]["count"]
-                open_ += feature["properties"]["open"]
-                red += feature["properties"]["red"]
-        assert (counted, open_, red) == (5, 5, 2), z  # the open ones: late, on time, soon, elsewhere, police
+        assert clustered(admin, z) == (5, 5, 2), z  # the open ones: late, on time, soon, elsewhere, police
+        # open clusters are drawn from the cells' counts, by light; other status groups from the cases themselves
+        assert clustered(admin, z, light="red") == (2, 2, 2), z
+        assert clustered(admin, z, light=["yellow", "green"]) == (3, 3, 0), z
+        assert clustered(admin, z, category="0701") == (2, 2, 0), z  # on time and police
+        assert clustered(admin, z, status_group="closed") == (1, 0, 0), z
+        assert clustered(admin, z, status_group="all") == (6, 5, 2), z
 
 
 def test_filters_category_light_and_status_group(tree, cases, client_for):
