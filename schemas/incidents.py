@@ -139,6 +139,22 @@ class UserRefSchema(Schema):
     role = fields.String()
 
 
+class DispatchWorkerSchema(UserRefSchema):
+    region = fields.Nested(RegionRefSchema, metadata={"description": "The area the worker covers"})
+
+
+class DispatchDepartmentSchema(DepartmentRefSchema):
+    kind = fields.String(allow_none=True)
+    region = fields.Nested(RegionRefSchema, metadata={"description": "The department's area"})
+
+
+class DispatchTargetsSchema(Schema):
+    workers = fields.List(fields.Nested(DispatchWorkerSchema), metadata={
+        "description": "Active grid workers whose area holds the case's cell, nearest area first"})
+    departments = fields.List(fields.Nested(DispatchDepartmentSchema), metadata={
+        "description": "Live departments whose area contains the case, nearest area first"})
+
+
 def _location(incident) -> dict:
     return to_geojson(from_db(incident.geom))
 

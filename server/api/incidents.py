@@ -8,7 +8,8 @@ from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError
 
 from schemas.incidents import (
-    ActionSchema, IncidentDetailSchema, IncidentPageSchema, IncidentQueryArgsSchema, IncidentReportSchema,
+    ActionSchema, DispatchTargetsSchema, IncidentDetailSchema, IncidentPageSchema, IncidentQueryArgsSchema,
+    IncidentReportSchema,
     MediationSchema, MediationSessionSchema, NearbyQueryArgsSchema, NearbySchema, PhotoSchema,
     PhotoUploadArgsSchema,
 )
@@ -130,6 +131,15 @@ def get_incident(actor, incident_id):
     """Get an incident with its timeline, tasks, photos and the actions you may take."""
     view = service.get_incident(actor, incident_id)
     return _json_answer(_render(view), 200, {"ETag": f'"{view.version}"'})
+
+
+@blp.get("/<id:incident_id>/dispatch-targets")
+@login_required
+@blp.response(200, DispatchTargetsSchema)
+@errors(blp, 401, 403, 404)
+def get_dispatch_targets(actor, incident_id):
+    """Whom you may dispatch the incident to (派遣对象): grid workers and departments, nearest first."""
+    return service.dispatch_targets(actor, incident_id)
 
 
 @blp.post("/<id:incident_id>/actions/<string:action>")

@@ -424,10 +424,49 @@ def _last_handler_task(incident_id: int) -> Task | None:
 def _still_fits(incident: Incident, task: Task) -> bool:
     """May the holder of an earlier task still take the case (as ``_dispatch`` requires)?"""
     if task.assignee_id is not None:
-        worker = db.session.get(User, task.assignee_id)
-        return worker.is_active and is_within(incident.region_path, worker.region.path)
-    department = db.session.get(Department, task.department_id)
-    return department.retired_at is None and is_within(incident.region_path, department.region.path)
+        return _worker_may_take(incident, db.session.get(User, task.assignee_id))
+    return _department_may_take(incident, db.session.get(Department, task.department_id))
+
+
+# Whom a case may be dispatched to; ``dispatch_targets`` is the SQL form of the same rule.
+def _worker_may_take(incident: Incident, worker: User | None) -> bool:
+    """An active grid worker whose area holds the case's cell (that is what lets them see it)."""
+    return (worker is not None and worker.is_active and worker.role == "grid_worker"
+            and is_within(incident.region_path, worker.region.path))
+
+
+def _department_may_take(incident: Incident, department: Department | None) -> bool:
+    """A live department whose area contains the case (its region's or any above it)."""
+    return (department is not None and department.retired_at is None
+            and is_within(incident.region_path, department.region.path))
+
+
+@dataclass
+class DispatchTargets:
+    workers: list
+    departments: list
+
+
+def dispatch_targets(actor: Actor, incident_id: int) -> DispatchTargets:
+    """Whom the actor may dispatch the incident to: the grid workers and departments the
+    dispatch accepts for it, nearest area first — those of regions above the actor's scope
+    too (a community dispatches to its street's departments). Errors: incident.not_found,
+    auth.forbidden (the actor may not dispatch it)."""
+    incident = db.session.get(Incident, incident_id)
+    if incident is None:
+        raise incident_not_found()
+    authorize_incident(actor, "dispatch", incident_target(incident), not_found=incident_not_found())
+    holds = literal(incident.region_path).startswith(Region.path)  # paths are server-made: no wildcards
+    nearest = func.length(Region.path).desc()
+    workers = db.session.scalars(
+        select(User).join(Region, Region.id == User.region_id)
+        .where(User.role == "grid_worker", User.is_active.is_(True), holds)
+        .order_by(nearest, User.display_name, User.id)).all()
+    departments = db.session.scalars(
+        select(Department).join(Region, Region.id == Department.region_id)
+        .where(Department.retired_at.is_(None), holds)
+        .order_by(nearest, Department.name, Department.id)).all()
+    return DispatchTargets(list(workers), list(departments))
 
 
 def _back_to_handler(step: _Step) -> None:
@@ -505,15 +544,12 @@ def _dispatch(step: _Step) -> None:
                            "department whose area contains it.")
     if data.get("assignee_id") is not None:
         worker = db.session.get(User, data["assignee_id"])
-        # a worker's scope must hold the cell: that is what lets them see the case
-        if (worker is None or not worker.is_active or worker.role != "grid_worker"
-                or not is_within(incident.region_path, worker.region.path)):
+        if not _worker_may_take(incident, worker):
             raise invalid
         step.extra["assignee_id"] = worker.id
     else:
         department = db.session.get(Department, data["department_id"])
-        if department is None or department.retired_at is not None or not is_within(
-                incident.region_path, department.region.path):
+        if not _department_may_take(incident, department):
             raise invalid
         step.extra["department_id"] = department.id
     previous = _cancel_active_task(step)

@@ -78,9 +78,10 @@ def tile(actor: Actor, z: int, x: int, y: int, f: TileFilter) -> bytes:
     clusters_from_cells = z < INCIDENTS_FROM_ZOOM and f.status_group == "open"
     cells = _cells(shown, level, _tile_frame(z, x, y) if clusters_from_cells else None)
     per_cell = _per_cell(actor, cells, f)
+    counted = _region_counts(shown, cells, per_cell).cte("counted")
     simplified = func.ST_SimplifyPreserveTopology(shown.c.geom, _unit(z))  # below a tile unit nothing shows
-    regions = _region_counts(shown, cells, per_cell).add_columns(_tile_geom(simplified, envelope).label("geom"))
-    layers = [_layer(regions, "regions", "id")]
+    regions = select(counted, _tile_geom(simplified, envelope).label("geom")).join(shown, shown.c.id == counted.c.id)
+    layers = [_layer(regions, "regions", "id"), _layer(_labels(shown, counted, z, x, y), "labels", "id")]
     if z >= INCIDENTS_FROM_ZOOM:
         layers.append(_layer(_incidents(actor, z, x, y, bounds, f), "incidents", "id"))
     elif clusters_from_cells:
@@ -115,7 +116,7 @@ def _tile_geom(geom_4326, envelope):
 
 def _regions_in(actor: Actor, level: str, bounds):
     """The live regions of ``level`` in the actor's scope whose geometry meets ``bounds``."""
-    return (select(Region.id, Region.code, Region.name, Region.name_en, Region.level, Region.geom)
+    return (select(Region.id, Region.code, Region.name, Region.name_en, Region.level, Region.geom, Region.centre)
             .where(Region.level == level, Region.retired_at.is_(None), within_scope(actor, Region.path),
                    Region.geom.op("&&")(bounds)))
 
@@ -180,6 +181,22 @@ def _with_counts(actor: Actor, shown, level: str, f: TileFilter):
     """``shown`` (regions of ``level``) with their open cases by light and the worst light."""
     cells = _cells(shown, level)
     return _region_counts(shown, cells, _per_cell(actor, cells, f))
+
+
+def _labels(shown, counted, z: int, x: int, y: int):
+    """A point for each region drawn (``counted``: with its counts) whose centre
+    (``Region.centre``, inside it) lies in the tile, with its names and counts: where the page
+    writes its name. One tile holds each."""
+    east, north = _mercator(func.ST_X(shown.c.centre), func.ST_Y(shown.c.centre))
+    (west, top), size = _tile_frame(z, x, y)
+    column, row = func.floor((east - west) / size * EXTENT), func.floor((top - north) / size * EXTENT)
+    placed = (select(counted.c.id, counted.c.name, counted.c.name_en, counted.c.level, counted.c.open,
+                     counted.c.light, column.label("column"), row.label("row"))
+              .join(shown, shown.c.id == counted.c.id)
+              .subquery("placed"))
+    return (select(placed.c.id, placed.c.name, placed.c.name_en, placed.c.level, placed.c.open, placed.c.light,
+                   func.ST_MakePoint(placed.c.column, placed.c.row).label("geom"))
+            .where(placed.c.column.between(0, EXTENT - 1), placed.c.row.between(0, EXTENT - 1)))
 
 
 def _unit(z: int) -> float:

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from server.extensions import db as _db
 from server.models import Incident, IncidentEvent, IncidentPhoto, Task
-from tests.builders import assign, make_user
+from server.models._base import utcnow
+from tests.builders import assign, make_department, make_user
 from tests.images import exif_gps, jpeg
 
 IN_G1 = [-118.3875, 34.025]
@@ -516,6 +517,32 @@ def test_dispatch_needs_one_fitting_assignee(tree, worker, community):
     outsider = make_user("worker3", "grid_worker", tree["K2"])
     assert act(community, iid, "dispatch", expect=422, assignee_id=outsider.id)["code"] == "incident.invalid_assignee"
     assert count(Task) == 0
+
+
+def test_dispatch_targets_are_whom_the_dispatch_accepts_above_the_scope_too(tree, worker, community, client_for):
+    iid = report(worker)["id"]
+    act(community, iid, "accept")
+    make_user("worker2", "grid_worker", tree["K2"])  # another community's
+    idle = make_user("worker4", "grid_worker", tree["K1"])
+    idle.is_active = False
+    make_department("DEP-S3-WATER", tree["S3"])  # another street's
+    closed = make_department("DEP-S1-OLD", tree["S1"])
+    closed.retired_at = utcnow()
+    city = make_department("DEP-C-CITY", tree["C"])
+    _db.session.commit()
+    targets = community.get(f"/api/v1/incidents/{iid}/dispatch-targets")
+    assert targets.status_code == 200, targets.text
+    got = targets.json()
+    assert [w["id"] for w in got["workers"]] == [tree["grid_worker"].id]
+    assert got["workers"][0]["region"]["id"] == tree["K1"].id
+    # the street's police, which the community cannot list under /departments, then the city's
+    assert [d["id"] for d in got["departments"]] == [tree.department.id, city.id]
+    assert tree.department.id not in {d["id"] for d in community.get("/api/v1/departments").json()["items"]}
+    act(community, iid, "dispatch", department_id=city.id)  # every target is one the dispatch takes
+    assert worker.get(f"/api/v1/incidents/{iid}/dispatch-targets").json()["code"] == "auth.forbidden"
+    outsider = client_for(make_user("community2", "community", tree["K2"]))
+    assert outsider.get(f"/api/v1/incidents/{iid}/dispatch-targets").json()["code"] == "incident.not_found"
+    assert community.get("/api/v1/incidents/999999/dispatch-targets").status_code == 404
 
 
 # ---------------------------------------------------------------- refusals and concurrency

@@ -72,6 +72,22 @@ def test_a_cell_tile_has_its_cells_coloured_by_their_worst_light_and_its_inciden
     assert point["type"] == "Point" and all(0 <= c <= 4096 for c in point["coordinates"])
 
 
+def test_each_region_drawn_has_one_label_point_inside_it_in_one_tile(tree, cases, client_for):
+    admin = client_for(tree["admin"])
+    for z, keys in ((14, ("G1", "G2", "G3")), (12, ("K1", "K2"))):
+        found: dict[int, list] = {}
+        for tile in tiles_over(CITY, z):
+            for feature in layers(admin, *tile).get("labels", {}).get("features", []):
+                found.setdefault(feature["id"], []).append(feature["properties"])
+        assert all(len(copies) == 1 for copies in found.values()), z  # written once, not once a tile
+        for key in keys:
+            (label,) = found[tree[key].id]
+            assert (label["name"], label["name_en"], label["level"]) == (
+                tree[key].name, tree[key].name_en, tree[key].level)
+        busiest, open_ = ("G1", 2) if z == 14 else ("K1", 4)  # their open cases, as the region counts them
+        assert found[tree[busiest].id][0]["open"] == open_
+
+
 def test_the_region_level_follows_the_zoom(tree, cases, client_for):
     admin = client_for(tree["admin"])
     levels = {z: {p["level"] for p in merged(admin, CITY, z)["regions"].values()} for z in (9, 11, 12, 14)}

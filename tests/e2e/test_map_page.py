@@ -24,9 +24,14 @@ from sqlalchemy import select
 
 from server.models import Task
 from tests.builders import PASSWORD, build_tree
+from tests.images import jpeg
 from tests.incident_builders import make_incident, map_cases, point_in
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
+LABELS = """
+const labels = [...document.querySelectorAll('.region-label')];
+return labels.length ? labels.map(l => [l.dataset.regionId, l.textContent]) : null;
+"""
 RENDERED = """
 const map = window.fengqiaoMap;
 if (!map || !map.loaded() || !map.areTilesLoaded()) return null;
@@ -72,12 +77,16 @@ def rendered(driver, layer: str) -> dict:
     return {ident: light for name, ident, light in features if name == layer}
 
 
-def test_a_community_supervisor_sees_filters_and_handles_the_cases_of_the_community(db, live_server, browser):
+def test_a_community_supervisor_sees_filters_and_handles_the_cases_of_the_community(db, live_server, browser,
+                                                                                    client_for):
     tree = build_tree()
     cases = map_cases(tree)
     fight = cases["late"].category
     new = make_incident(fight, tree["G1"], tree["grid_worker"], at=point_in(tree["G1"], 0.5, 0.7),
                         description="新上报：路灯不亮")  # reported: the supervisor accepts it from the map
+    upload = client_for(tree["grid_worker"]).post(f"/api/v1/incidents/{new.id}/photos", data={"kind": "report"},
+                                                  files={"file": ("p.jpg", jpeg(colour=(30, 160, 60)), "image/jpeg")})
+    assert upload.status_code == 201, upload.text
     browser.get(f"{live_server}/map")
     browser.find_element(By.NAME, "username").send_keys(tree["community"].username)
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
@@ -86,6 +95,9 @@ def test_a_community_supervisor_sees_filters_and_handles_the_cases_of_the_commun
     cells = wait_for(lambda: rendered(browser, "regions"), what="the regions")
     in_scope = {tree[k].id for k in ("K1", "G1", "G2")}
     assert set(cells) <= in_scope and set(cells)  # the community's own regions, nothing else
+    labels = wait_for(lambda: browser.execute_script(LABELS), what="the regions' names")
+    assert {int(ident) for ident, _ in labels} <= set(cells)  # the names of regions drawn, with their open cases
+    assert {name for _, name in labels} <= {f"{tree[k].name}{n}" for k, n in (("K1", 5), ("G1", 3), ("G2", 2))}
 
     centre = point_in(tree["K1"])
     browser.execute_script(f"window.fengqiaoMap.jumpTo({{center: [{centre.x}, {centre.y}], zoom: 13.5}})")
@@ -102,12 +114,19 @@ def test_a_community_supervisor_sees_filters_and_handles_the_cases_of_the_commun
     ActionChains(browser).move_to_element_with_offset(canvas, point[0] - size["width"] / 2,
                                                       point[1] - size["height"] / 2).click().perform()
     wait_for(lambda: f"#{new.id}" in text(browser, "#detail"), what="the clicked incident")
+    photo = wait_for(lambda: browser.execute_script(
+        "const i = document.querySelector('#detail .photos img'); return i && i.complete && i.naturalWidth;"),
+        what="the incident's photo")
+    assert photo == 64  # the uploaded image itself, fetched with the token
     browser.find_element(By.CSS_SELECTOR, "#detail button[data-action=accept]").click()
     wait_for(lambda: "立案" in text(browser, "#detail ol"), what="the accept in the timeline")
     db.session.refresh(new)
     assert new.status == "accepted"  # through the same API
     worker = tree["grid_worker"]
     form = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#detail form.dispatch"), what="the dispatch form")
+    offered = {o.get_attribute("value") for o in Select(form[0].find_element(By.NAME, "assignee")).options}
+    # the street's police station too, above the community's scope: the server says whom the case may go to
+    assert offered == {f"user:{tree['grid_worker'].id}", f"department:{tree.department.id}"}
     Select(form[0].find_element(By.NAME, "assignee")).select_by_value(f"user:{worker.id}")
     form[0].find_element(By.NAME, "note").send_keys("请今天处理")
     form[0].find_element(By.CSS_SELECTOR, "button[data-action=dispatch]").click()

@@ -35,7 +35,6 @@ let token = sessionStorage.getItem("fq.token");
 let map = null;
 let tilesVersion = 0;
 let streamAbort = null;
-let assignees = { workers: [], departments: [] }; // whom this user may dispatch to (the server checks)
 
 const $ = (id) => document.getElementById(id);
 const t = (key) => TEXT[lang][key] || key;
@@ -156,7 +155,38 @@ function buildMap(scope) {
     map.on("mouseenter", layer, () => { map.getCanvas().style.cursor = "pointer"; });
     map.on("mouseleave", layer, () => { map.getCanvas().style.cursor = ""; });
   });
+  map.on("idle", drawLabels);
   window.fengqiaoMap = map; // for the browser test: the rendered features
+}
+
+// Region names: the tiles' "labels" layer holds a point inside each region drawn; they are
+// written as HTML over the map (MapLibre's own text needs glyph files this server does not
+// have), most open cases first, skipping any that would overlap one already written.
+let labelMarkers = [];
+function drawLabels() {
+  labelMarkers.forEach((marker) => marker.remove());
+  labelMarkers = [];
+  const width = map.getContainer().clientWidth, height = map.getContainer().clientHeight;
+  const seen = new Set(), boxes = [];
+  const features = map.querySourceFeatures("fq", { sourceLayer: "labels" })
+    .sort((a, b) => (b.properties.open || 0) - (a.properties.open || 0));
+  for (const feature of features) {
+    if (seen.has(feature.id) || labelMarkers.length >= 150) continue;
+    seen.add(feature.id);
+    const p = feature.properties;
+    const at = map.project(feature.geometry.coordinates);
+    if (at.x < 0 || at.y < 0 || at.x > width || at.y > height) continue;
+    const name = lang === "zh" ? p.name : p.name_en || p.name;
+    const half = (name.length * (lang === "zh" ? 12 : 7) + (p.open ? 24 : 0)) / 2 + 2;
+    const box = [at.x - half, at.y - 9, at.x + half, at.y + 9];
+    if (boxes.some((b) => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3])) continue;
+    boxes.push(box);
+    const element = document.createElement("div");
+    element.className = "region-label";
+    element.dataset.regionId = feature.id;
+    element.innerHTML = escapeHtml(name) + (p.open ? `<b>${p.open}</b>` : "");
+    labelMarkers.push(new maplibregl.Marker({ element }).setLngLat(feature.geometry.coordinates).addTo(map));
+  }
 }
 
 function escapeHtml(text) {
@@ -201,7 +231,7 @@ async function showIncident(id, fly) {
   detail.innerHTML = `<h2>#${incident.id} <button type="button" id="detail-close">${t("close")}</button></h2>` +
     `<p>${escapeHtml(incident.description)}</p>` +
     `<dl>${rows.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join("")}</dl>` +
-    `<div class="actions"></div><h3>${t("timeline")}</h3><ol>` +
+    `<div class="photos"></div><div class="actions"></div><h3>${t("timeline")}</h3><ol>` +
     incident.timeline.map((e) => `<li>${when(e.at)} ${escapeHtml(label(e.action_label))}` +
       `${e.actor ? " · " + escapeHtml(e.actor.display_name) : ""}` +
       `${e.note ? " — " + escapeHtml(e.note) : ""}</li>`).join("") + "</ol>";
@@ -215,7 +245,28 @@ async function showIncident(id, fly) {
     button.addEventListener("click", () => act(incident, name, {}).catch((error) => alert(error.message)));
     actions.appendChild(button);
   }
-  if (incident.actions.includes("dispatch")) actions.appendChild(dispatchForm(incident));
+  if (incident.actions.includes("dispatch")) {
+    actions.appendChild(dispatchForm(incident, await api(`/api/v1/incidents/${incident.id}/dispatch-targets`)));
+  }
+  showPhotos(incident, detail.querySelector(".photos"));
+}
+
+// Photos need the bearer token: fetched as blobs and shown from object URLs.
+async function showPhotos(incident, box) {
+  for (const photo of incident.photos || []) {
+    const response = await fetch(`/api/v1/incidents/${incident.id}/photos/${photo.id}`,
+      { headers: { Authorization: `Bearer ${token}` } });
+    if (!response.ok) continue;
+    const figure = document.createElement("figure");
+    const img = document.createElement("img");
+    img.src = URL.createObjectURL(await response.blob());
+    img.alt = label(photo.kind_label);
+    img.addEventListener("click", () => window.open(img.src, "_blank"));
+    const caption = document.createElement("figcaption");
+    caption.textContent = label(photo.kind_label);
+    figure.append(img, caption);
+    box.appendChild(figure);
+  }
 }
 
 async function act(incident, name, body) {
@@ -228,15 +279,19 @@ async function act(incident, name, body) {
   loadLists();
 }
 
-function dispatchForm(incident) {
+function dispatchForm(incident, targets) {
   const form = document.createElement("form");
   form.className = "dispatch";
   const select = document.createElement("select");
   select.name = "assignee";
   select.setAttribute("aria-label", t("dispatch_to"));
-  for (const w of assignees.workers) select.add(new Option(`${t("worker")} · ${w.display_name}`, `user:${w.id}`));
-  for (const d of assignees.departments) {
-    select.add(new Option(`${t("department")} · ${lang === "zh" ? d.name : d.name_en || d.name}`, `department:${d.id}`));
+  const area = (region) => (region ? ` (${lang === "zh" ? region.name : region.name_en || region.name})` : "");
+  for (const w of targets.workers) {
+    select.add(new Option(`${t("worker")} · ${w.display_name}${area(w.region)}`, `user:${w.id}`));
+  }
+  for (const d of targets.departments) {
+    select.add(new Option(`${t("department")} · ${lang === "zh" ? d.name : d.name_en || d.name}${area(d.region)}`,
+      `department:${d.id}`));
   }
   const note = document.createElement("input");
   note.name = "note";
@@ -254,14 +309,6 @@ function dispatchForm(incident) {
     try { await act(incident, "dispatch", body); } catch (error) { alert(error.message); }
   });
   return form;
-}
-
-async function loadAssignees() {
-  const [workers, departments] = await Promise.all([
-    api("/api/v1/users?role=grid_worker&active=true&page_size=500"),
-    api("/api/v1/departments?page_size=500"),
-  ]);
-  assignees = { workers: workers.items, departments: departments.items };
 }
 
 async function loadCategories() {
@@ -325,7 +372,7 @@ async function start() {
     const scope = await api(`/api/v1/regions/${me.region.id}?format=geojson`);
     if (map) map.remove();
     buildMap(scope);
-    await Promise.all([loadCategories(), loadLists(), loadAssignees()]);
+    await Promise.all([loadCategories(), loadLists()]);
     follow(null);
   } catch (error) {
     $("login-error").textContent = error.message;
@@ -342,6 +389,7 @@ document.addEventListener("DOMContentLoaded", () => {
     translate();
     loadCategories();
     loadLists();
+    if (map) drawLabels();
   });
   ["f-status", "f-category"].forEach((id) => $(id).addEventListener("change", refreshTiles));
   document.querySelectorAll("input[name=light]").forEach((box) => box.addEventListener("change", refreshTiles));
