@@ -2,7 +2,7 @@
 from marshmallow import Schema, fields, validate
 
 from server.domain.escalation import LIGHTS
-from server.domain.maps import MAX_FEATURES, MAX_ZOOM
+from server.domain.maps import BASEMAP_CRS, MAX_FEATURES, MAX_ZOOM
 from server.domain.territory import LEVELS
 
 from .common import MAX_ID
@@ -56,3 +56,17 @@ class MapFeatureCollectionSchema(Schema):
 class MapChangesQueryArgsSchema(Schema):
     cursor = fields.String(load_default=None, validate=validate.Length(max=40),
                            metadata={"description": "The cursor of the last answer or event (none: from now on)"})
+
+
+class BasemapSchema(Schema):
+    url = fields.String(metadata={"description": "XYZ raster tile URL template ({z}, {x}, {y})"})
+    crs = fields.String(metadata={"enum": list(BASEMAP_CRS),
+                                  "description": "gcj02: the tiles are offset (Chinese providers); the page "
+                                                 "shifts its layers to meet them"})
+    attribution = fields.String()
+
+
+class MapConfigSchema(Schema):
+    basemap = fields.Nested(BasemapSchema, allow_none=True, metadata={"description": "null: no basemap"})
+    incidents_from_zoom = fields.Integer(metadata={"description": "Single incidents from this zoom, clusters below"})
+    max_zoom = fields.Integer()

@@ -12,6 +12,7 @@ from flask import Flask, g, request
 from .config import PROJECT_ROOT, load_config
 from .errors import UnsupportedMediaType, register_error_handlers
 from .services.auth import actor_cache
+from .services.maps import configured_basemap
 
 # Writes here cannot sign anyone out or change a user, role, scope or department: they keep
 # the actor cache (a phone reporting all day is not checked against the database each time).
@@ -28,6 +29,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(load_config())
     if config:
         app.config.update(config)
+    configured_basemap(app.config)  # a bad basemap setting stops the start, not the first map
 
     # (the extensions stay qualified: the name ``api`` is also the subpackage server.api)
     extensions.db.init_app(app)

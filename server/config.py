@@ -81,6 +81,11 @@ def load_config() -> dict:
         "MAP_STREAM_SECONDS": float(os.environ.get("FENGQIAO_MAP_STREAM_SECONDS", 25)),
         "MAP_STREAM_POLL_SECONDS": float(os.environ.get("FENGQIAO_MAP_STREAM_POLL_SECONDS", 2)),
         "MAP_STREAMS_PER_PROCESS": _int("FENGQIAO_MAP_STREAMS_PER_PROCESS", 4),
+        # an optional raster basemap under the map's regions: an XYZ tile URL template, the
+        # coordinates its tiles are drawn in (wgs84, or gcj02 for Chinese providers) and its credit
+        "MAP_BASEMAP_URL": os.environ.get("FENGQIAO_MAP_BASEMAP_URL", ""),
+        "MAP_BASEMAP_CRS": os.environ.get("FENGQIAO_MAP_BASEMAP_CRS", "wgs84"),
+        "MAP_BASEMAP_ATTRIBUTION": os.environ.get("FENGQIAO_MAP_BASEMAP_ATTRIBUTION", ""),
         "PASSWORD_PROFILE": os.environ.get("FENGQIAO_PASSWORD_PROFILE", "RFC_9106_LOW_MEMORY"),
         # Login throttling: failures counted per user name and per client address.
         "LOGIN_WINDOW_SECONDS": _int("FENGQIAO_LOGIN_WINDOW_SECONDS", 15 * 60),

@@ -10,12 +10,14 @@ from flask import Response, current_app, request, stream_with_context
 
 from schemas.map import (
     MapChangesQueryArgsSchema,
+    MapConfigSchema,
     MapFeatureCollectionSchema,
     MapIncidentsQueryArgsSchema,
     MapRegionsQueryArgsSchema,
     TileQueryArgsSchema,
 )
 from server.auth import login_required
+from server.domain.maps import INCIDENTS_FROM_ZOOM, MAX_ZOOM
 from server.errors import Unavailable
 from server.extensions import db
 from server.services import maps
@@ -24,6 +26,16 @@ from .common import GEOJSON, Blueprint, errors, geojson_response
 
 blp = Blueprint("map", __name__, url_prefix="/map",
                 description="Map views: vector tiles and GeoJSON of regions and incidents")
+
+
+@blp.get("/config")
+@login_required
+@blp.response(200, MapConfigSchema)
+@errors(blp, 401)
+def map_config(actor):
+    """What a map page needs to know: the basemap, if one is configured, and the zoom rules."""
+    return {"basemap": maps.configured_basemap(current_app.config), "incidents_from_zoom": INCIDENTS_FROM_ZOOM,
+            "max_zoom": MAX_ZOOM}
 
 
 @blp.get("/tiles/<int(signed=True):z>/<int(signed=True):x>/<int(signed=True):y>.mvt")

@@ -18,7 +18,7 @@ from sqlalchemy.orm import aliased
 from geo.geometry import from_db, to_geojson
 from server.domain.escalation import GREEN, RED, RUNNING_STATES, YELLOW, light
 from server.domain.incidents import OPEN_STATES
-from server.domain.maps import INCIDENTS_FROM_ZOOM, MAX_ZOOM, region_level
+from server.domain.maps import INCIDENTS_FROM_ZOOM, MAX_ZOOM, Basemap, basemap, region_level
 from server.domain.permissions import Actor
 from server.domain.territory import level_rank
 from server.errors import BadRequest
@@ -293,6 +293,11 @@ def _clusters(actor: Actor, z: int, x: int, y: int, envelope, bounds, f: TileFil
                    cast(func.sum(binned.c.is_red), Integer).label("red"),
                    _cluster_point(func.avg(binned.c.east), func.avg(binned.c.north), z, x, y).label("geom"))
             .group_by(column, row))
+
+
+def configured_basemap(config) -> Basemap | None:
+    """The basemap of the settings (``MAP_BASEMAP_*``), or None; ValueError when they are wrong."""
+    return basemap(config["MAP_BASEMAP_URL"], config["MAP_BASEMAP_CRS"], config["MAP_BASEMAP_ATTRIBUTION"])
 
 
 # ---------------------------------------------------------------- GeoJSON features for a box

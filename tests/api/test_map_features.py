@@ -70,3 +70,14 @@ def test_scope_and_bad_arguments(tree, cases, client_for):
                    {"bbox": BOX, "zoom": 3, "level": "planet"}):
         response = community.get("/api/v1/map/regions", params=params)
         assert response.status_code == 422, (params, response.text)
+
+
+def test_the_map_config_names_the_basemap_if_there_is_one(tree, client_for, app, monkeypatch):
+    community = client_for(tree["community"])
+    assert community.get("/api/v1/map/config").json() == {"basemap": None, "incidents_from_zoom": 13, "max_zoom": 22}
+    url = "https://webrd01.example.cn/appmaptile?x={x}&y={y}&z={z}"
+    monkeypatch.setitem(app.config, "MAP_BASEMAP_URL", url)
+    monkeypatch.setitem(app.config, "MAP_BASEMAP_CRS", "gcj02")
+    monkeypatch.setitem(app.config, "MAP_BASEMAP_ATTRIBUTION", "© 高德")
+    assert community.get("/api/v1/map/config").json()["basemap"] == {"url": url, "crs": "gcj02",
+                                                                     "attribution": "© 高德"}

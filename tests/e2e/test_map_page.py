@@ -177,3 +177,76 @@ def test_on_a_phone_sized_screen_the_list_goes_under_the_map(db, live_server, br
     assert view["width"] >= width - 1 and side["width"] >= width - 1  # both full width
     assert side["y"] >= view["y"] + view["height"] - 1 and view["height"] > 200  # the list under the map
     wait_for(lambda: f"#{cases['late'].id}" in text(browser, "#overdue"), what="the overdue list")
+
+
+@pytest.fixture
+def tile_server():
+    """A raster tile server on loopback standing in for a provider's: one PNG for every tile,
+    the paths asked for recorded."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (256, 256), (120, 160, 220)).save(buffer, "PNG")
+    png, asked = buffer.getvalue(), []
+
+    class Tiles(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(png)))
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.end_headers()
+            self.wfile.write(png)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", asked
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_gcj02_basemap_is_drawn_under_the_regions_which_are_shifted_to_meet_it(db, app, live_server, browser,
+                                                                                 tile_server, monkeypatch):
+    import math
+
+    from geo.crs import wgs84_to_gcj02
+
+    base, asked = tile_server
+    monkeypatch.setitem(app.config, "MAP_BASEMAP_URL", base + "/{z}/{x}/{y}.png")
+    monkeypatch.setitem(app.config, "MAP_BASEMAP_CRS", "gcj02")
+    tree = build_tree()
+    browser.get(f"{live_server}/map")
+    browser.find_element(By.NAME, "username").send_keys(tree["street"].username)
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "#login button").click()
+    assert wait_for(lambda: rendered(browser, "regions"), what="the regions")
+    wait_for(lambda: asked, what="the basemap's tiles")
+    assert all(path.count("/") == 3 and path.endswith(".png") for path in asked)  # z/x/y from the template
+    assert browser.execute_script("return window.fengqiaoMap.getLayer('basemap').type") == "raster"
+
+    for lon, lat in ((113.2644, 23.1291), (116.3975, 39.9087), (121.4737, 31.2304), (-118.3, 34.0)):
+        js = browser.execute_script(f"return window.fengqiaoWgs84ToGcj02([{lon}, {lat}]);")
+        assert js == pytest.approx(list(wgs84_to_gcj02(lon, lat)), abs=1e-9)  # the page and geo/crs.py agree
+
+    # in Guangzhou the tiles' layers are moved by the offset there, in pixels at zoom 0 doubling per zoom
+    browser.execute_script("window.fengqiaoMap.jumpTo({center: [113.2644, 23.1291], zoom: 15});")
+    centre = browser.execute_script("return window.fengqiaoMap.getCenter().toArray();")
+
+    def merc(lon, lat):
+        return math.radians(lon) * 6378137.0, math.log(math.tan(math.pi / 4 + math.radians(lat) / 2)) * 6378137.0
+
+    (x0, y0), (x1, y1) = merc(*centre), merc(*wgs84_to_gcj02(*centre))
+    per_pixel = 2 * math.pi * 6378137.0 / 512
+    expected = [(x1 - x0) / per_pixel, -(y1 - y0) / per_pixel]
+    for layer, prop in (("regions", "fill-translate"), ("incidents", "circle-translate")):
+        script = f"return window.fengqiaoMap.getPaintProperty('{layer}', '{prop}');"
+        stops = wait_for(lambda script=script: browser.execute_script(script), what="the shift")
+        assert stops[3] == 0 and stops[4][1] == pytest.approx(expected, rel=1e-6)
+        assert stops[6][1] == pytest.approx([d * 2 ** 24 for d in expected], rel=1e-6)
+    # some 600 m in Guangzhou, about 2.2 m a pixel at zoom 15 (512-pixel tiles): 250–300 pixels
+    assert 250 < math.hypot(*expected) * 2 ** 15 < 300

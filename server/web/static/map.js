@@ -36,6 +36,51 @@ let map = null;
 let tilesVersion = 0;
 let streamAbort = null;
 
+// GCJ-02 (国测局) offsets, for a basemap from a Chinese provider (docs/MAP.md): the same
+// formula as geo/crs.py, on the Krasovsky ellipsoid; unchanged outside China's box.
+const KRASOVSKY_A = 6378245.0, KRASOVSKY_EE = 0.00669342162296594323;
+function wgs84ToGcj02([lon, lat]) {
+  if (lon < 72.004 || lon > 137.8347 || lat < 0.8293 || lat > 55.8271) return [lon, lat];
+  const x = lon - 105.0, y = lat - 35.0, pi = Math.PI;
+  const common = (20 * Math.sin(6 * x * pi) + 20 * Math.sin(2 * x * pi)) * 2 / 3;
+  let dlat = -100 + 2 * x + 3 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * Math.sqrt(Math.abs(x)) + common +
+    (20 * Math.sin(y * pi) + 40 * Math.sin(y / 3 * pi)) * 2 / 3 +
+    (160 * Math.sin(y / 12 * pi) + 320 * Math.sin(y * pi / 30)) * 2 / 3;
+  let dlon = 300 + x + 2 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * Math.sqrt(Math.abs(x)) + common +
+    (20 * Math.sin(x * pi) + 40 * Math.sin(x / 3 * pi)) * 2 / 3 +
+    (150 * Math.sin(x / 12 * pi) + 300 * Math.sin(x / 30 * pi)) * 2 / 3;
+  const radLat = lat * pi / 180, w = 1 - KRASOVSKY_EE * Math.sin(radLat) ** 2, sqrtW = Math.sqrt(w);
+  dlat = dlat * 180 / (KRASOVSKY_A * (1 - KRASOVSKY_EE) / (w * sqrtW) * pi);
+  dlon = dlon * 180 / (KRASOVSKY_A / sqrtW * Math.cos(radLat) * pi);
+  return [lon + dlon, lat + dlat];
+}
+window.fengqiaoWgs84ToGcj02 = wgs84ToGcj02; // for the browser test, against geo/crs.py
+
+let basemapCrs = "wgs84";
+// where a WGS84 position is drawn: on a GCJ-02 basemap, where the basemap has it
+const placed = (lngLat) => (basemapCrs === "gcj02" ? wgs84ToGcj02(lngLat) : lngLat);
+
+// Web Mercator metres of a position
+const EARTH_RADIUS = 6378137.0;
+const mercator = ([lon, lat]) => [lon * Math.PI / 180 * EARTH_RADIUS,
+  Math.log(Math.tan(Math.PI / 4 + lat * Math.PI / 360)) * EARTH_RADIUS];
+
+// On a GCJ-02 basemap the tiles' layers are translated by the offset at the view's centre
+// (recomputed as the map moves: exact at the centre, within metres across a street's view);
+// the translation in pixels doubles with each zoom level.
+const SHIFTED = { regions: "fill-translate", "regions-line": "line-translate", clusters: "circle-translate",
+  incidents: "circle-translate" };
+function shiftToBasemap() {
+  if (basemapCrs !== "gcj02") return;
+  const centre = map.getCenter().toArray();
+  const [x0, y0] = mercator(centre), [x1, y1] = mercator(wgs84ToGcj02(centre));
+  const metresPerPixel = 2 * Math.PI * EARTH_RADIUS / 512; // at zoom 0 (MapLibre's 512-pixel world)
+  const atZero = [(x1 - x0) / metresPerPixel, -(y1 - y0) / metresPerPixel]; // screen y points down
+  const translate = ["interpolate", ["exponential", 2], ["zoom"], 0, ["literal", atZero], 24,
+    ["literal", atZero.map((d) => d * 2 ** 24)]];
+  for (const [layer, property] of Object.entries(SHIFTED)) map.setPaintProperty(layer, property, translate);
+}
+
 const $ = (id) => document.getElementById(id);
 const t = (key) => TEXT[lang][key] || key;
 const label = (pair) => (pair ? pair[lang] || pair.zh : "");
@@ -112,21 +157,30 @@ function bounds(geometry) {
   return [[west, south], [east, north]];
 }
 
-function buildMap(scope) {
+function buildMap(scope, config) {
+  const basemap = config.basemap;
+  basemapCrs = basemap ? basemap.crs : "wgs84";
+  const [southWest, northEast] = bounds(scope.geometry);
+  const sources = { fq: { type: "vector", tiles: [tileUrl()], minzoom: 0, maxzoom: 22 } };
+  const under = [{ id: "background", type: "background", paint: { "background-color": "#f4f1ea" } }];
+  if (basemap) {
+    sources.basemap = { type: "raster", tiles: [basemap.url], tileSize: 256, attribution: basemap.attribution };
+    under.push({ id: "basemap", type: "raster", source: "basemap" });
+  }
   map = new maplibregl.Map({
     container: "map",
-    bounds: bounds(scope.geometry),
+    bounds: [placed(southWest), placed(northEast)],
     fitBoundsOptions: { padding: 20 },
     canvasContextAttributes: { preserveDrawingBuffer: true }, // so that a screenshot shows the map
     transformRequest: (url) => (url.startsWith(`${location.origin}/api/`)
       ? { url, headers: { Authorization: `Bearer ${token}` } } : { url }),
     style: {
       version: 8,
-      sources: { fq: { type: "vector", tiles: [tileUrl()], minzoom: 0, maxzoom: 22 } },
+      sources,
       layers: [
-        { id: "background", type: "background", paint: { "background-color": "#f4f1ea" } },
+        ...under,
         { id: "regions", type: "fill", source: "fq", "source-layer": "regions",
-          paint: { "fill-color": LIGHT_COLOURS, "fill-opacity": 0.45 } },
+          paint: { "fill-color": LIGHT_COLOURS, "fill-opacity": basemap ? 0.3 : 0.45 } },
         { id: "regions-line", type: "line", source: "fq", "source-layer": "regions",
           paint: { "line-color": "#4d4d4d", "line-width": 0.7 } },
         { id: "clusters", type: "circle", source: "fq", "source-layer": "clusters",
@@ -156,6 +210,8 @@ function buildMap(scope) {
     map.on("mouseleave", layer, () => { map.getCanvas().style.cursor = ""; });
   });
   map.on("idle", drawLabels);
+  map.on("load", shiftToBasemap);
+  map.on("moveend", shiftToBasemap);
   window.fengqiaoMap = map; // for the browser test: the rendered features
 }
 
@@ -174,7 +230,8 @@ function drawLabels() {
     if (seen.has(feature.id) || labelMarkers.length >= 150) continue;
     seen.add(feature.id);
     const p = feature.properties;
-    const at = map.project(feature.geometry.coordinates);
+    const where = placed(feature.geometry.coordinates);
+    const at = map.project(where);
     if (at.x < 0 || at.y < 0 || at.x > width || at.y > height) continue;
     const name = lang === "zh" ? p.name : p.name_en || p.name;
     const half = (name.length * (lang === "zh" ? 12 : 7) + (p.open ? 24 : 0)) / 2 + 2;
@@ -185,7 +242,7 @@ function drawLabels() {
     element.className = "region-label";
     element.dataset.regionId = feature.id;
     element.innerHTML = escapeHtml(name) + (p.open ? `<b>${p.open}</b>` : "");
-    labelMarkers.push(new maplibregl.Marker({ element }).setLngLat(feature.geometry.coordinates).addTo(map));
+    labelMarkers.push(new maplibregl.Marker({ element }).setLngLat(where).addTo(map));
   }
 }
 
@@ -219,7 +276,9 @@ async function loadLists() {
 
 async function showIncident(id, fly) {
   const incident = await api(`/api/v1/incidents/${id}`);
-  if (fly && incident.location) map.flyTo({ center: incident.location.coordinates, zoom: Math.max(map.getZoom(), 15) });
+  if (fly && incident.location) {
+    map.flyTo({ center: placed(incident.location.coordinates), zoom: Math.max(map.getZoom(), 15) });
+  }
   const rows = [
     [t("category"), lang === "zh" ? incident.category.name : incident.category.name_en],
     [t("status"), label(incident.status_label)], [t("level"), label(incident.level_label)],
@@ -369,9 +428,10 @@ async function start() {
   translate();
   try {
     const me = await api("/api/v1/me");
-    const scope = await api(`/api/v1/regions/${me.region.id}?format=geojson`);
+    const [scope, config] = await Promise.all([api(`/api/v1/regions/${me.region.id}?format=geojson`),
+      api("/api/v1/map/config")]);
     if (map) map.remove();
-    buildMap(scope);
+    buildMap(scope, config);
     await Promise.all([loadCategories(), loadLists()]);
     follow(null);
   } catch (error) {
