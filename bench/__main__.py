@@ -1,8 +1,10 @@
 """``python -m bench``: build (or reuse) NYC in the bench database, then measure locate and
-reporting through the API against their raw SQL, and the escalation sweep and push dispatcher
-against set-based SQL and plain HTTP, in the same run, and write docs/BENCHMARKS.md.
+reporting through the API against their raw SQL, the escalation sweep and push dispatcher
+against set-based SQL and plain HTTP, and the map's vector tiles against tipg, in the same run,
+and write docs/BENCHMARKS.md.
 
-    python -m bench [--only locate,report,escalation] [--rebuild] [--duration 15] [--warmup 3] [--concurrency 1,4] ...
+    python -m bench [--only locate,report,escalation,tiles] [--rebuild] [--duration 15] [--warmup 3]
+                    [--concurrency 1,4] ...
 
 The database is ``BENCH_DATABASE_URL`` or the embedded cluster's ``fengqiao_bench``.
 """
@@ -17,9 +19,9 @@ from datetime import datetime, timezone
 from server import create_app
 from server.config import embedded_database_url
 
-from . import dataset, escalationbench, httpbench, machine, report, reportbench, say, sqlbench
+from . import dataset, escalationbench, httpbench, machine, report, reportbench, say, sqlbench, tilebench
 
-SECTIONS = ("locate", "report", "escalation")
+SECTIONS = ("locate", "report", "escalation", "tiles")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,8 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread keeps connections alive)")
     p.add_argument("--threads", type=int, default=2, help="threads per gthread worker")
     p.add_argument("--only", default=",".join(SECTIONS),
-                   help="comma-separated benchmarks to run (locate, report, escalation); the others' last results "
-                        "stay in the doc")
+                   help="comma-separated benchmarks to run (locate, report, escalation, tiles); the others' last "
+                        "results stay in the doc")
     p.add_argument("--retry-share", type=float, default=0.05,
                    help="report: share of requests that re-send an earlier report byte for byte (a client retry)")
     p.add_argument("--escalation-incidents", type=int, default=escalationbench.INCIDENTS,
@@ -46,10 +48,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="escalation: due pushes the dispatcher sends to the fake FCM")
     p.add_argument("--escalation-repeat", type=int, default=3,
                    help="escalation: runs of each measurement (the median run is reported, with every run's rate)")
+    p.add_argument("--tile-zooms", default=",".join(str(z) for z in tilebench.ZOOMS),
+                   help="tiles: comma-separated zooms")
+    p.add_argument("--tiles-per-zoom", type=int, default=tilebench.TILES_PER_ZOOM,
+                   help="tiles: distinct tiles a zoom (fewer where the city has fewer)")
+    p.add_argument("--tile-rounds", type=int, default=tilebench.ROUNDS,
+                   help="tiles: measured passes over each zoom's tiles (after one warm-up pass)")
+    p.add_argument("--tile-seed", type=int, default=tilebench.SEED, help="tiles: seed of the tile sample")
+    p.add_argument("--tile-timeout", type=float, default=20,
+                   help="tiles: statement timeout of both servers' connections, seconds (a tile that takes longer "
+                        "fails, and counts as failed)")
+    p.add_argument("--tipg-jit", action="store_true",
+                   help="tiles: leave tipg's connections with the database's jit setting (default: jit = off, as our "
+                        "tile statements run)")
+    p.add_argument("--no-tipg-regions", action="store_true",
+                   help="tiles: skip tipg's regions tiles (the second peer)")
+    p.add_argument("--no-screenshot", action="store_true", help="tiles: do not take docs/img/map.png")
     p.add_argument("--no-doc", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
     args = p.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    try:
+        args.tile_zooms = [int(z) for z in args.tile_zooms.split(",") if z.strip()]
+    except ValueError:
+        p.error("--tile-zooms takes a comma-separated list of zooms")
+    if not args.tile_zooms or not all(0 <= z <= 22 for z in args.tile_zooms) or args.tiles_per_zoom < 1 \
+            or args.tile_rounds < 1 or args.tile_timeout <= 0:
+        p.error("--tile-zooms from 0 to 22, --tiles-per-zoom and --tile-rounds at least 1")
     if not args.only or set(args.only) - set(SECTIONS):
         p.error(f"--only takes a comma-separated list of {', '.join(SECTIONS)}")
     if not 0 <= args.retry_share < 1:
@@ -132,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                                        "threads": args.threads}
     if "escalation" in args.only:  # after report: its runs empty the incidents, this one fills them
         results["escalation"] = escalationbench.measure(app, url, dsn, data.city_id, args)
+    if "tiles" in args.only:  # the escalation fixture's incidents (rebuilt if the report benchmark emptied them)
+        results["tiles"] = tilebench.measure(app, url, dsn, data.city_id, credentials, args)
     report.write_json(results)
     if not args.no_doc:
         report.write_doc(results)

@@ -19,6 +19,7 @@ LOCATE_TARGET = 3.0  # DESIGN.md: the API's locate time ≤ 3× the raw SQL time
 LOCATE_KEYS = ("settings", "server", "raw", "api", "floor", "reference", "ratios", "locate_measured_at")
 REPORT_KEYS = ("report",)
 ESCALATION_KEYS = ("escalation",)
+TILES_KEYS = ("tiles",)
 
 
 def locate_ratios(raw: list[dict], api: list[dict]) -> list[dict]:
@@ -52,6 +53,8 @@ def carried_over(running: list[str]) -> dict:
         kept.update({k: last[k] for k in REPORT_KEYS})
     if "escalation" not in running and "escalation" in last:
         kept.update({k: last[k] for k in ESCALATION_KEYS})
+    if "tiles" not in running and "tiles" in last:
+        kept.update({k: last[k] for k in TILES_KEYS})
     return kept
 
 
@@ -82,7 +85,8 @@ def _run_row(side: str, run: dict, same_distribution: float | None = None) -> li
             run["errors"], _hits(run, same_distribution)]
 
 
-def _machine_section(m: dict, report: dict | None, escalation: dict | None = None) -> list[str]:
+def _machine_section(m: dict, report: dict | None, escalation: dict | None = None,
+                     tiles: dict | None = None) -> list[str]:
     loads = []
     if "load_before" in m:
         loads.append(["Load average (1 min), locate", f"{m['load_before']:.2f} before the runs, {m['load_after']:.2f} "
@@ -93,6 +97,9 @@ def _machine_section(m: dict, report: dict | None, escalation: dict | None = Non
     if escalation:
         loads.append(["Load average (1 min), escalation", f"{escalation['load_before']:.2f} before the runs, "
                       f"{escalation['load_after']:.2f} after"])
+    if tiles:
+        loads.append(["Load average (1 min), tiles", f"{tiles['load_before']:.2f} before the runs, "
+                      f"{tiles['load_after']:.2f} after"])
     return ["### Machine", "", *_table(["", ""], [
         ["CPU", f"{m['cpu']} — {m['cores']} cores"], ["Memory", f"{m['memory_gib']} GiB"], ["OS", m["os"]],
         ["PostgreSQL", m["postgresql"]], ["PostGIS", f"{m['postgis']} (GEOS {m['geos']})"],
@@ -309,10 +316,143 @@ def _escalation_section(e: dict) -> list[str]:
     ]
 
 
+def _ms(v: float) -> str:
+    return f"{v:,.1f}" if v < 1000 else f"{v:,.0f}"
+
+
+def _kb(v: float) -> str:
+    return f"{v:,.1f}" if v < 10 else f"{v:,.0f}"
+
+
+def _mismatches(mismatches: list[dict]) -> str:
+    if not mismatches:
+        return "none"
+    extra = sum(m["ours"] - m["tipg"] for m in mismatches)
+    explained = sum(bool(m.get("explained")) for m in mismatches)
+    shown = ", ".join(f"{m['tile']} ({m['ours']:,} / {m['tipg']:,})" for m in mismatches if not m.get("explained"))
+    return (f"{len(mismatches)} (ours {extra:+,}), {explained} of them by the edge's rounding"
+            + (f"; not: {shown}" if shown else ""))
+
+
+def _sizes(side: dict) -> str:
+    if "size_p50_kb" not in side:
+        return "—"
+    return f"{_kb(side['size_p50_kb'])} / {_kb(side['size_max_kb'])}"
+
+
+def _tiles_section(t: dict) -> list[str]:
+    s, tipg, target = t["settings"], t["tipg"], t["target"]
+    rows, contents, failures = [], [], []
+    for z in t["zooms"]:
+        o, p, c = z["ours"], z["tipg"], z["checks"]
+        met = "—" if "target_met" not in z else _yes(z["target_met"])
+        rows.append([z["zoom"], z["tiles"], _ms(o["p50_ms"]), _ms(o["p95_ms"]), _ms(o["max_ms"]), _sizes(o),
+                     _ms(p["p50_ms"]), _ms(p["p95_ms"]), _ms(p["max_ms"]), _sizes(p),
+                     f"{o.get('failed_measured', 0)} / {p.get('failed_measured', 0)}",
+                     f"{z['ratio_p50']:.2f}", f"{z['ratio_p95']:.2f}", met])
+        failures += [f"z{z['zoom']}, {side}: {f['tile']} ({'warm-up' if not f['pass'] else 'pass ' + str(f['pass'])}) "
+                     f"{f['error']} after {f['ms'] / 1000:.1f} s" for side in ("ours", "tipg", "tipg_regions")
+                     for f in z.get(side, {}).get("failed", [])]
+        r = z.get("tipg_regions")
+        differ = _mismatches(c["mismatches"])
+        drawn = ", ".join(f"{name} ({z['region_level']})" if name == "regions" else name
+                          for name in c.get("layers_ours", ["regions", z["layers"]]))
+        contents.append([z["zoom"], drawn, f"{c['regions_ours']:,}",
+                         f"{c['features_ours_max']:,}", f"{c['incidents_ours']:,} / {c['points_tipg']:,}"
+                         + (f" ({c['compared']} tiles answered by both)" if c.get("compared", z["tiles"]) < z["tiles"]
+                            else ""), differ,
+                         f"{c['points_tipg_max']:,}",
+                         f"{_kb(o.get('gzip_max_kb', 0))} / {_kb(p.get('gzip_max_kb', 0))}",
+                         "—" if not r else f"{_ms(r['p50_ms'])} / {_ms(r['p95_ms'])} ms, "
+                                           f"{_kb(r.get('size_p50_kb', 0))} kB ({c['regions_tipg'] or 0:,} regions)"])
+    edge = any(m.get("explained") for z in t["zooms"] for m in z["checks"]["mismatches"])
+    judged = [z for z in t["zooms"] if "target_met" in z]
+    missed = [str(z["zoom"]) for z in judged if not z["target_met"]]
+    verdict = ("met at every zoom measured" if not missed else f"**not met** at z{', z'.join(missed)}"
+               + (f", met at z{', z'.join(str(z['zoom']) for z in judged if z['target_met'])}"
+                  if len(missed) < len(judged) else ""))
+    f = t["fixture"]
+    jit = ("`jit = off` on its connections, as our tile statements run (the database's default is "
+           f"`{t['database']['jit']}`; `--tipg-jit` leaves it)") if tipg.get("jit") == "off" else (
+        f"the database's `jit` setting (`{t['database']['jit']}`; ours turns it off for its tile statements)")
+    code = t.get("code") or {}
+    measured_code = "" if not code.get("commit") else (
+        f" The server code measured: commit `{code['commit']}`"
+        + (f" with uncommitted changes in {', '.join(f'`{p}`' for p in code['changed'][:6])}"
+           + (f" and {len(code['changed']) - 6} more" if len(code["changed"]) > 6 else "")
+           if code.get("changed") else "") + ".")
+    o_server = t["ours"]
+    lines = [
+        f"### Map tiles: ours against tipg (measured {t['measured_at']})", "",
+        f"{f['incidents']:,} open incidents over the NYC cells (the escalation fixture, "
+        f"{'reused' if f['cached'] else 'built by this run'}). For each zoom, up to {s['tiles_per_zoom']} distinct "
+        f"tiles that hold incidents, drawn through a seeded sample of incidents (1 in {s['sample_one_in']} by a hash "
+        f"of the id, seed {s['seed']}; dense tiles are likelier to be drawn; the city spans fewer tiles at low zooms); "
+        f"the same list for both servers. One client, sequential, `Accept-Encoding: identity` for both; for each "
+        f"tile the servers are asked in turn, the order alternating from tile to tile; a warm-up pass, then "
+        f"{s['rounds']} measured pass{'es' if s['rounds'] > 1 else ''} (latency percentiles over tiles × passes; "
+        "sizes over the tiles, "
+        f"1 kB = 1,000 bytes).", "",
+        f"- *Ours*: `GET /api/v1/map/tiles/{{z}}/{{x}}/{{y}}.mvt` with the bench administrator's token, from "
+        f"{o_server['workers']} gunicorn workers, {_server_kind(o_server)}: the regions of the zoom's level "
+        f"clipped and simplified, with their open, yellow and red counts and light, plus clusters (counts) below "
+        f"z{s['incidents_from_zoom']} and from it one point per incident with its light (the layers are listed "
+        "below); every feature within the actor's scope." + measured_code,
+        f"- *tipg* {tipg['tipg']} from PyPI (uvicorn {tipg['uvicorn']}, asyncpg {tipg['asyncpg']}, FastAPI "
+        f"{tipg['fastapi']}; every package pinned in `bench/tipg-requirements.txt`, in a virtualenv of its own "
+        f"under `bench/out/`), {tipg['workers']} uvicorn worker processes, the same database through "
+        f"`DATABASE_URL`, {jit}: the raw points of `public.incidents` in the tile "
+        f"(`/collections/public.incidents/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}?properties="
+        f"{s['incident_properties']}`), no scope, no counts, no light. `TIPG_MAX_FEATURES_PER_TILE` is raised to "
+        f"{tipg['max_features_per_tile']:,} (its default, 10,000, would cut the dense tiles) so that it returns "
+        f"every point; its buffer set to ours ({s['buffer']}). Second peer: tipg's tile of `public.regions` of "
+        f"the level we draw at that zoom (`filter=level = '…' AND retired_at IS NULL`, `simplify` one tile unit "
+        f"as ours; no counts).", "",
+        "Latency (ms) and size (kB) per zoom; target at z ≥ "
+        f"{target['from_zoom']}: our p95 < {target['p95_ms']:g} ms and every tile < {target['kb']:g} kB:", "",
+        *_table(["z", "tiles", "ours p50", "ours p95", "ours max", "ours size p50 / max", "tipg p50", "tipg p95",
+                 "tipg max", "tipg size p50 / max", "failed, ours / tipg", "ours/tipg p50", "ours/tipg p95",
+                 "target met"], rows), "",
+        f"Against the target: {verdict}.", "",
+        *([f"Failed requests (each server's statement timeout is {s.get('statement_timeout_s', 0):g} s; a failed "
+           "request counts in the latencies with the time it took, and its tile's size is that of an answer on "
+           "another pass, if any):", "", *[f"- {line}" for line in failures], ""] if failures else []),
+        "What the tiles hold (our incidents: the points of the `incidents` layer, or the sum of the clusters' "
+        "counts below z13, against tipg's points in the same tiles; tipg selects the points inside the tile, as "
+        "we do):", "",
+        *_table(["z", "our layers", "regions in our tiles", "our largest tile: points or clusters",
+                 "incidents: ours / tipg's points (all tiles)", "tiles that differ (ours / tipg)",
+                 "tipg's largest tile: points", "largest tile gzipped, ours / tipg (kB)",
+                 "tipg regions: p50 / p95, size p50"], contents), "",
+    ]
+    if edge:
+        lines += ["Where the counts differ, our tiles hold incidents a fraction of a metre beyond the tile's edge: "
+                  "our statements select the points with `geom && box`, which compares the bounding boxes the "
+                  "GiST index keeps in float4, rounded outwards (about 2·10⁻⁶ degrees, 0.2 m here), where tipg "
+                  "uses `ST_Intersects`; such a point is in both neighbouring tiles (drawn on the shared edge, "
+                  "counted in both tiles' clusters). The bench counts both tests in SQL for each such tile: "
+                  "\"by the edge's rounding\" means ours = the `&&` count and tipg's = the `ST_Intersects` count.",
+                  ""]
+    shot = t.get("screenshot") or {}
+    if shot.get("path"):
+        lon, lat = shot["center"]
+        lines += [f"The map page (`/map`, headless Chromium in a 1366 × 768 window: {shot['width']} × "
+                  f"{shot['height']} of page, signed in as the "
+                  f"bench administrator) over Brooklyn at zoom {shot['zoom']:g} ({lon:.3f}, {lat:.3f}), on this data, "
+                  "taken by this run:", "", "![The map over Brooklyn](img/map.png)", ""]
+    elif shot.get("error"):
+        lines += [f"No screenshot this run: `{shot['error']}`.", ""]
+    lines += [f"The whole section took {t['seconds'] / 60:.1f} min. Command lines (`$DSN` the bench database as a "
+              "`postgresql://` URL, a Unix socket's directory percent-encoded as its host):", "",
+              "```sh", t["ours"]["command"], f"{tipg['settings']} {tipg['command']}", "```", ""]
+    return lines
+
+
 def markdown(results: dict) -> str:
     """The generated results section."""
     lines = [MARKER, "", f"## Results ({results['generated_at']})", ""]
-    lines += _machine_section(results["machine"], results.get("report"), results.get("escalation"))
+    lines += _machine_section(results["machine"], results.get("report"), results.get("escalation"),
+                              results.get("tiles"))
     lines += _build_section(results["dataset"])
     if "raw" in results:
         lines += _locate_section(results)
@@ -320,6 +460,8 @@ def markdown(results: dict) -> str:
         lines += _report_section(results["report"])
     if "escalation" in results:
         lines += _escalation_section(results["escalation"])
+    if "tiles" in results:
+        lines += _tiles_section(results["tiles"])
     return "\n".join(lines)
 
 
@@ -354,5 +496,12 @@ def summary(results: dict) -> str:
         lines.append(f"{t['what']}: {t['rate']:,.1f} {t['unit']} (target ≥ {t['target']:,}: "
                      f"{'met' if t['met'] else 'NOT met'}), {t['ratio']:.3f}× {t['peer']}, "
                      f"{t['twice']} twice, {t['missed']} missed")
+    for z in results.get("tiles", {}).get("zooms", []):
+        met = "" if "target_met" not in z else (
+            f" (target p95 < 100 ms, < 500 kB: {'met' if z['target_met'] else 'NOT met'})")
+        lines.append(f"tiles z{z['zoom']}: ours p95 {z['ours']['p95_ms']:.1f} ms, size p50 / max "
+                     f"{_sizes(z['ours'])} kB, {z['ours'].get('failed_measured', 0)} failed; tipg p95 "
+                     f"{z['tipg']['p95_ms']:.1f} ms, size p50 / max {_sizes(z['tipg'])} kB; "
+                     f"ours/tipg p95 {z['ratio_p95']:.2f}{met}")
     lines.append(f"details: {DOC.relative_to(PROJECT_ROOT)}")
     return "\n".join(lines)
