@@ -91,14 +91,18 @@ def tile(actor: Actor, z: int, x: int, y: int, f: TileFilter) -> bytes:
     body = layers[0]
     for layer in layers[1:]:
         body = body.op("||")(layer)
-    _no_jit()
+    _plan_per_call()
     return bytes(db.session.scalar(select(body)) or b"")
 
 
-def _no_jit() -> None:
-    """The planner costs a map's statements high enough to compile them (JIT), which takes
-    longer than running them (300–500 ms on a tile of 60,000 points): not in this transaction."""
+def _plan_per_call() -> None:
+    """How a map's statements are planned, in this transaction: without JIT (the planner costs
+    them high enough to compile them, which takes longer than running them: 300–500 ms on a
+    tile of 60,000 points), and each for its own arguments, never from a generic plan (the
+    driver prepares a statement run often; a plan made for no tile in particular can read a
+    city for a tile that holds a street)."""
     db.session.execute(text("SET LOCAL jit = off"))
+    db.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
 def _layer(rows, name: str, id_column: str | None):
@@ -137,7 +141,7 @@ def _cells(shown, level: str, frame=None):
             cell.level == "grid", cell.geom.op("&&")(extent), owned).cte("cells")
     (west, north), size = frame
     east, north_ = _mercator(func.ST_X(cell.centre), func.ST_Y(cell.centre))
-    in_tile = (east >= west) & (east < west + size) & (north_ <= north) & (north_ > north - size)
+    in_tile = _in_frame(east, north_, (west, north), size)
     frame_box = func.ST_Transform(func.ST_MakeEnvelope(west, north - size, west + size, north, 3857), 4326)
     candidates = (select(cell.id.label("cell_id"), case((owned, ancestor)).label("owner"),
                          in_tile.label("in_tile"), east.label("east"), north_.label("north"))
@@ -228,7 +232,15 @@ def _incidents(actor: Actor, z: int, x: int, y: int, bounds, f: TileFilter):
     east, north = _mercator(func.ST_X(Incident.geom), func.ST_Y(Incident.geom))
     column = func.round((east - origin[0]) / size * EXTENT)
     row = func.round((origin[1] - north) / size * EXTENT)
-    return _incident_columns(actor, f, bounds).add_columns(func.ST_MakePoint(column, row).label("geom"))
+    return (_incident_columns(actor, f, bounds).add_columns(func.ST_MakePoint(column, row).label("geom"))
+            .where(_in_frame(east, north, origin, size)))
+
+
+def _in_frame(east, north, origin, size):
+    """SQL: a position (Web Mercator metres) lies in the tile, its west and north edges
+    included, so that a point on an edge is in one tile (``&&`` rounds the box outwards)."""
+    west, top = origin
+    return (east >= west) & (east < west + size) & (north <= top) & (north > top - size)
 
 
 def _tile_frame(z: int, x: int, y: int) -> tuple[tuple[float, float], float]:
@@ -286,7 +298,8 @@ def _clusters(actor: Actor, z: int, x: int, y: int, envelope, bounds, f: TileFil
     binned = (select(east.label("east"), north.label("north"),
                      cast(Incident.status.in_(sorted(OPEN_STATES)), Integer).label("is_open"),
                      cast(light_condition(RED), Integer).label("is_red"))
-              .where(incident_query(actor, f.for_incidents()).whereclause, Incident.geom.op("&&")(bounds))
+              .where(incident_query(actor, f.for_incidents()).whereclause, Incident.geom.op("&&")(bounds),
+                     _in_frame(east, north, *_tile_frame(z, x, y)))
               .subquery("binned"))
     column, row = _binned(z, x, y, binned.c.east, binned.c.north)
     return (select(func.count().label("count"), cast(func.sum(binned.c.is_open), Integer).label("open"),
@@ -322,7 +335,7 @@ def region_features(actor: Actor, bbox, zoom: int, level: str | None, f: TileFil
     shown = _regions_in(actor, level, _box(bbox)).where(Region.id > after).order_by(Region.id).limit(limit + 1) \
         .cte("shown")
     pixel = 360.0 / (2 ** zoom * 256)
-    _no_jit()
+    _plan_per_call()
     rows = db.session.execute(_with_counts(actor, shown, level, f).add_columns(
         func.ST_SimplifyPreserveTopology(shown.c.geom, pixel).label("geom")).order_by(shown.c.id)).all()
     return _page(rows, limit)
@@ -330,7 +343,7 @@ def region_features(actor: Actor, bbox, zoom: int, level: str | None, f: TileFil
 
 def incident_features(actor: Actor, bbox, f: TileFilter, after: int, limit: int) -> FeaturePage:
     """The incidents in ``bbox`` the actor may see that pass ``f``, in id order after ``after``."""
-    _no_jit()
+    _plan_per_call()
     rows = db.session.execute(_incident_columns(actor, f, _box(bbox)).add_columns(
         Category.name.label("category_name"), Incident.reported_at, Incident.due_at, Incident.geom.label("geom"))
         .where(Incident.id > after).order_by(Incident.id).limit(limit + 1)).all()

@@ -123,6 +123,22 @@ def test_below_zoom_13_incidents_come_as_clusters_that_count_them_all(tree, case
         assert clustered(admin, z, status_group="all") == (6, 5, 2), z
 
 
+def test_a_case_on_the_edge_between_tiles_is_drawn_in_one_of_them(tree, cases, client_for):
+    from shapely.geometry import Point
+
+    from tests.incident_builders import make_incident
+
+    edge = 2804 / 2 ** 14 * 360 - 180  # the west edge of tile x 2804 at z14 (1402 at z13, 701 at z12), in G1
+    on_edge = make_incident(cases["late"].category, tree["G1"], None, status="accepted", at=Point(edge, 34.02))
+    admin = client_for(tree["admin"])
+    for z in (13, 14, 16):
+        holding = [tile for tile in tiles_over(CITY, z)
+                   if on_edge.id in by_id(layers(admin, *tile).get("incidents"))]
+        assert len(holding) == 1, (z, holding)
+    for status_group, expected in (("open", 6), ("all", 7)):  # the clusters count it once too
+        assert clustered(admin, 12, status_group=status_group)[0] == expected
+
+
 def test_filters_category_light_and_status_group(tree, cases, client_for):
     admin = client_for(tree["admin"])
     k1 = (-118.40, 34.00, -118.35, 34.05)
