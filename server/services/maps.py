@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import Integer, case, cast, func, literal, or_, select, text
+from sqlalchemy import Integer, String, case, cast, func, literal, or_, select, text
 from sqlalchemy.orm import aliased
 
 from geo.geometry import from_db, to_geojson
@@ -78,14 +78,14 @@ def tile(actor: Actor, z: int, x: int, y: int, f: TileFilter) -> bytes:
     clusters_from_cells = z < INCIDENTS_FROM_ZOOM and f.status_group == "open"
     cells = _cells(shown, level, _tile_frame(z, x, y) if clusters_from_cells else None)
     per_cell = _per_cell(actor, cells, f)
-    counted = _region_counts(shown, cells, per_cell).cte("counted")
+    counted = _region_counts(shown, per_cell).cte("counted")
     simplified = func.ST_SimplifyPreserveTopology(shown.c.geom, _unit(z))  # below a tile unit nothing shows
     regions = select(counted, _tile_geom(simplified, envelope).label("geom")).join(shown, shown.c.id == counted.c.id)
     layers = [_layer(regions, "regions", "id"), _layer(_labels(shown, counted, z, x, y), "labels", "id")]
     if z >= INCIDENTS_FROM_ZOOM:
         layers.append(_layer(_incidents(actor, z, x, y, bounds, f), "incidents", "id"))
     elif clusters_from_cells:
-        layers.append(_layer(_cell_clusters(cells, per_cell, z, x, y, f), "clusters", None))
+        layers.append(_layer(_cell_clusters(per_cell, z, x, y, f), "clusters", None))
     else:
         layers.append(_layer(_clusters(actor, z, x, y, envelope, bounds, f), "clusters", None))
     body = layers[0]
@@ -129,16 +129,17 @@ def _cells(shown, level: str, frame=None):
     """The grid cells whose cases are counted: those of the regions ``shown`` (of ``level``;
     ``owner`` is the shown region a cell counts toward) and, given a tile's ``frame``, those
     whose centre lies in the tile (``in_tile``: the clusters are drawn from them), each with
-    its centre in Web Mercator metres (``east``, ``north``: of ``Region.centre``, a point inside it)."""
+    its centre in Web Mercator metres (``east``, ``north``: of ``Region.centre``, a point inside it).
+    Materialized: its expressions are worked out once a cell, not once a case of the cell."""
     if level == "grid":
-        return select(shown.c.id.label("cell_id"), shown.c.id.label("owner")).cte("cells")
+        return select(shown.c.id.label("cell_id"), shown.c.id.label("owner")).cte("cells").prefix_with("MATERIALIZED")
     cell = aliased(Region)
     ancestor = cast(func.split_part(cell.path, "/", level_rank(level) + 2), Integer)  # its region of the level
     owned = ancestor.in_(select(shown.c.id))
     extent = select(func.ST_Extent(shown.c.geom)).scalar_subquery()
     if frame is None:
         return select(cell.id.label("cell_id"), ancestor.label("owner")).where(
-            cell.level == "grid", cell.geom.op("&&")(extent), owned).cte("cells")
+            cell.level == "grid", cell.geom.op("&&")(extent), owned).cte("cells").prefix_with("MATERIALIZED")
     (west, north), size = frame
     east, north_ = _mercator(func.ST_X(cell.centre), func.ST_Y(cell.centre))
     in_tile = _in_frame(east, north_, (west, north), size)
@@ -147,32 +148,36 @@ def _cells(shown, level: str, frame=None):
                          in_tile.label("in_tile"), east.label("east"), north_.label("north"))
                   .where(cell.level == "grid", or_(cell.geom.op("&&")(extent), cell.geom.op("&&")(frame_box)))
                   .subquery("candidates"))
-    return select(candidates).where(candidates.c.owner.is_not(None) | candidates.c.in_tile).cte("cells")
+    return select(candidates).where(candidates.c.owner.is_not(None) | candidates.c.in_tile).cte("cells").prefix_with("MATERIALIZED")
 
 
 def _per_cell(actor: Actor, cells, f: TileFilter):
-    """The open cases of the category and time range of ``f`` the actor may see, per cell of
-    ``cells``, by light (``none``: open − green − yellow − red), counted from the index of open
-    cases by cell (``ix_incidents_open_cell``) without reading the table."""
-    counted = (select(cells.c.cell_id, func.count().label("open"),
+    """``cells`` (each row kept: its owner, and where the clusters need it, its place) with
+    the open cases of the category and time range of ``f`` the actor may see, by light
+    (``none``: open − green − yellow − red), counted from the index of open cases by cell
+    (``ix_incidents_open_cell``) without reading the table. Cells without one are left out.
+    Both layers read these rows as they are: no join of estimated sets for the planner to
+    get wrong (a nested loop over two of them took seconds)."""
+    kept = list(cells.c)
+    counted = (select(*kept, func.count().label("open"),
                       *(func.count().filter(light_condition(light)).label(light) for light in (YELLOW, RED)),
                       func.count().filter(light_expression() == NO_LIGHT).label(NO_LIGHT))
                .join(Incident, Incident.region_id == cells.c.cell_id)  # cells in id order: the index read in order
                .where(incident_query(actor, f.for_counts()).whereclause)
-               .group_by(cells.c.cell_id)
+               .group_by(*kept)
                .subquery("counted"))
     green = counted.c.open - counted.c[NO_LIGHT] - counted.c.yellow - counted.c.red
-    return (select(counted.c.cell_id, counted.c.open, green.label(GREEN), counted.c.yellow, counted.c.red)
-            .cte("per_cell"))
+    return (select(*(counted.c[c.name] for c in kept), counted.c.open, green.label(GREEN), counted.c.yellow,
+                   counted.c.red)
+            .cte("per_cell").prefix_with("MATERIALIZED"))
 
 
-def _region_counts(shown, cells, per_cell):
+def _region_counts(shown, per_cell):
     """``shown`` with the open cases of each (the sums of its cells'), by light, and the worst light."""
-    counts = (select(cells.c.owner.label("region_id"), func.sum(per_cell.c.open).label("open"),
+    counts = (select(per_cell.c.owner.label("region_id"), func.sum(per_cell.c.open).label("open"),
                      func.sum(per_cell.c.yellow).label("yellow"), func.sum(per_cell.c.red).label("red"))
-              .join(per_cell, per_cell.c.cell_id == cells.c.cell_id)
-              .where(cells.c.owner.is_not(None))
-              .group_by(cells.c.owner)
+              .where(per_cell.c.owner.is_not(None))
+              .group_by(per_cell.c.owner)
               .subquery("counts"))
     open_, yellow, red = (cast(func.coalesce(counts.c[name], 0), Integer) for name in ("open", "yellow", "red"))
     light = case((red > 0, RED), (yellow > 0, YELLOW), (open_ > 0, GREEN), else_=NO_LIGHT)  # the worst
@@ -183,8 +188,7 @@ def _region_counts(shown, cells, per_cell):
 
 def _with_counts(actor: Actor, shown, level: str, f: TileFilter):
     """``shown`` (regions of ``level``) with their open cases by light and the worst light."""
-    cells = _cells(shown, level)
-    return _region_counts(shown, cells, _per_cell(actor, cells, f))
+    return _region_counts(shown, _per_cell(actor, _cells(shown, level), f))
 
 
 def _labels(shown, counted, z: int, x: int, y: int):
@@ -208,12 +212,19 @@ def _unit(z: int) -> float:
     return 360.0 / (2 ** z * EXTENT)
 
 
+def _category_codes():
+    """SQL: the categories' codes by id, as one JSON object made once a statement: a tile's
+    thousands of points look their code up in it (a join or a subquery a point cost the
+    planner's guess: a nested loop, or a scan of the categories for each point)."""
+    return select(func.jsonb_object_agg(Category.id, Category.code)).scalar_subquery()
+
+
 def _incident_columns(actor: Actor, f: TileFilter, bounds):
     """The incidents the actor may see that pass ``f`` and lie in ``bounds``, with what a map
     shows of each (a tile: the category's code; the page knows its names)."""
-    return (select(Incident.id, Category.code.label("category"), Incident.status, Incident.priority,
+    return (select(Incident.id, _category_codes().op("->>")(cast(Incident.category_id, String)).label("category"),
+                   Incident.status, Incident.priority,
                    light_expression().label("light"), Incident.level)
-            .join(Category, Category.id == Incident.category_id)
             .where(incident_query(actor, f.for_incidents()).whereclause, Incident.geom.op("&&")(bounds),
                    Incident.region_id.in_(_cells_meeting(bounds))))
 
@@ -270,7 +281,7 @@ def _cluster_point(east, north, z: int, x: int, y: int):
     return func.ST_AsMVTGeom(centre, func.ST_TileEnvelope(z, x, y), EXTENT, BUFFER, True)
 
 
-def _cell_clusters(cells, per_cell, z: int, x: int, y: int, f: TileFilter):
+def _cell_clusters(per_cell, z: int, x: int, y: int, f: TileFilter):
     """The open cases of the cells whose centre lies in the tile, binned into squares of
     CLUSTER_UNITS tile units: a count per non-empty bin, at the mean of its cells' centres
     weighted by their cases (the light filter picks which of a cell's counts are drawn)."""
@@ -278,9 +289,8 @@ def _cell_clusters(cells, per_cell, z: int, x: int, y: int, f: TileFilter):
     counted = (sum((per_cell.c[light] for light in lights[1:]), per_cell.c[lights[0]]) if lights
                else per_cell.c.open)
     red = per_cell.c.red if not lights or RED in lights else literal(0)
-    drawn = (select(cells.c.east, cells.c.north, counted.label("n"), red.label("red"))
-             .join(per_cell, per_cell.c.cell_id == cells.c.cell_id)
-             .where(cells.c.in_tile, counted > 0)
+    drawn = (select(per_cell.c.east, per_cell.c.north, counted.label("n"), red.label("red"))
+             .where(per_cell.c.in_tile, counted > 0)
              .subquery("drawn"))
     column, row = _binned(z, x, y, drawn.c.east, drawn.c.north)
     total = func.sum(drawn.c.n)
@@ -345,7 +355,8 @@ def incident_features(actor: Actor, bbox, f: TileFilter, after: int, limit: int)
     """The incidents in ``bbox`` the actor may see that pass ``f``, in id order after ``after``."""
     _plan_per_call()
     rows = db.session.execute(_incident_columns(actor, f, _box(bbox)).add_columns(
-        Category.name.label("category_name"), Incident.reported_at, Incident.due_at, Incident.geom.label("geom"))
+        select(Category.name).where(Category.id == Incident.category_id).scalar_subquery().label("category_name"),
+        Incident.reported_at, Incident.due_at, Incident.geom.label("geom"))
         .where(Incident.id > after).order_by(Incident.id).limit(limit + 1)).all()
     return _page(rows, limit)
 
