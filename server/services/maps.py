@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Integer, String, case, cast, func, literal, or_, select, text
@@ -91,18 +92,25 @@ def tile(actor: Actor, z: int, x: int, y: int, f: TileFilter) -> bytes:
     body = layers[0]
     for layer in layers[1:]:
         body = body.op("||")(layer)
-    _plan_per_call()
-    return bytes(db.session.scalar(select(body)) or b"")
+    with _as_a_map():
+        return bytes(db.session.scalar(select(body)) or b"")
 
 
-def _plan_per_call() -> None:
-    """How a map's statements are planned, in this transaction: without JIT (the planner costs
-    them high enough to compile them, which takes longer than running them: 300–500 ms on a
-    tile of 60,000 points), and each for its own arguments, never from a generic plan (the
-    driver prepares a statement run often; a plan made for no tile in particular can read a
-    city for a tile that holds a street)."""
+@contextmanager
+def _as_a_map():
+    """How a map's statements are run, in this transaction: planned without JIT (the
+    planner costs them high enough to compile them, which takes longer than running them:
+    300–500 ms on a tile of 60,000 points), and never as a server-side prepared statement.
+    psycopg prepares a statement once it has run five times on a connection, and prepared,
+    a tile's statement ran 4–7 times slower (a z12 tile 0.2 → 1 s), even with custom plans
+    forced (``plan_cache_mode``): on the benchmark's data, measured, not yet explained."""
     db.session.execute(text("SET LOCAL jit = off"))
-    db.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    driver = db.session.connection().connection.driver_connection
+    threshold, driver.prepare_threshold = driver.prepare_threshold, None
+    try:
+        yield
+    finally:
+        driver.prepare_threshold = threshold
 
 
 def _layer(rows, name: str, id_column: str | None):
@@ -345,19 +353,19 @@ def region_features(actor: Actor, bbox, zoom: int, level: str | None, f: TileFil
     shown = _regions_in(actor, level, _box(bbox)).where(Region.id > after).order_by(Region.id).limit(limit + 1) \
         .cte("shown")
     pixel = 360.0 / (2 ** zoom * 256)
-    _plan_per_call()
-    rows = db.session.execute(_with_counts(actor, shown, level, f).add_columns(
-        func.ST_SimplifyPreserveTopology(shown.c.geom, pixel).label("geom")).order_by(shown.c.id)).all()
+    with _as_a_map():
+        rows = db.session.execute(_with_counts(actor, shown, level, f).add_columns(
+            func.ST_SimplifyPreserveTopology(shown.c.geom, pixel).label("geom")).order_by(shown.c.id)).all()
     return _page(rows, limit)
 
 
 def incident_features(actor: Actor, bbox, f: TileFilter, after: int, limit: int) -> FeaturePage:
     """The incidents in ``bbox`` the actor may see that pass ``f``, in id order after ``after``."""
-    _plan_per_call()
-    rows = db.session.execute(_incident_columns(actor, f, _box(bbox)).add_columns(
-        select(Category.name).where(Category.id == Incident.category_id).scalar_subquery().label("category_name"),
-        Incident.reported_at, Incident.due_at, Incident.geom.label("geom"))
-        .where(Incident.id > after).order_by(Incident.id).limit(limit + 1)).all()
+    with _as_a_map():
+        rows = db.session.execute(_incident_columns(actor, f, _box(bbox)).add_columns(
+            select(Category.name).where(Category.id == Incident.category_id).scalar_subquery()
+            .label("category_name"), Incident.reported_at, Incident.due_at, Incident.geom.label("geom"))
+            .where(Incident.id > after).order_by(Incident.id).limit(limit + 1)).all()
     return _page(rows, limit)
 
 

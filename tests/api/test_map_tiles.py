@@ -206,3 +206,21 @@ def test_no_feature_outside_the_actors_scope_in_any_tile(tree, cases, client_for
                                                      for f in got.get("clusters", {}).get("features", []))
     assert seen_regions and seen_regions <= regions and seen_incidents == visible
     assert clustered[9] == clustered[12] == len(visible)
+
+
+def test_a_tile_statement_is_never_prepared_on_the_server(tree, cases):
+    """psycopg prepares a statement run five times on a connection; prepared, a tile's ran
+    several times slower (docs/MAP.md, Speed): the map runs its statements unprepared."""
+    from sqlalchemy import text
+
+    from server.domain.permissions import Actor
+    from server.extensions import db
+    from server.services import maps
+
+    admin = Actor(user_id=tree["admin"].id, role="admin", scope_path="/", department_id=None)
+    centre = point_in(tree["G1"])
+    for _ in range(8):  # on one connection: the session's
+        assert maps.tile(admin, *tile_of(centre.x, centre.y, 14), maps.TileFilter())
+    assert db.session.connection().connection.driver_connection.prepare_threshold == 5  # put back
+    prepared = db.session.scalar(text("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%ST_AsMVT%'"))
+    assert prepared == 0
