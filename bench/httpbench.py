@@ -76,8 +76,9 @@ def _wait_ready(base_url: str, proc: subprocess.Popen, timeout_s: float = 60) ->
     raise RuntimeError("gunicorn did not answer /healthz within 60 s; see bench/out/gunicorn.log")
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop gunicorn by its pid: SIGTERM (graceful), SIGKILL after 30 s."""
+def stop_server(proc: subprocess.Popen) -> None:
+    """Stop a server we started (gunicorn, uvicorn: they stop their workers) by its pid:
+    SIGTERM (graceful), SIGKILL after 30 s."""
     if proc.poll() is not None:
         return
     proc.send_signal(signal.SIGTERM)
@@ -105,7 +106,7 @@ def gunicorn(database_url: str, options: ServerOptions):
         _wait_ready(base_url, proc)
         yield base_url, " ".join(["gunicorn", *command[1:]]).replace(f":{port}", ":$PORT")
     finally:
-        _stop(proc)
+        stop_server(proc)
         say(f"gunicorn pid {proc.pid} stopped")
 
 

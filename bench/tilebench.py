@@ -32,7 +32,6 @@ import math
 import os
 import random
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -265,7 +264,7 @@ def tipg_server(url: str, workers: int, jit: str | None = None, statement_timeou
         shown = " ".join(["uvicorn", *command[3:]]).replace(f"--port {port}", "--port $PORT")
         yield base_url, {"command": shown, "settings": _tipg_settings_shown(env)}
     finally:
-        _stop(proc)
+        httpbench.stop_server(proc)
         say(f"tipg: uvicorn pid {proc.pid} stopped")
 
 
@@ -286,18 +285,6 @@ def _wait_tipg(base_url: str, proc: subprocess.Popen, timeout_s: float = 120) ->
             pass
         time.sleep(0.5)
     raise RuntimeError(f"tipg did not list its collections within {timeout_s:.0f} s; see bench/out/tipg.log")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop uvicorn (it stops its workers) by its pid: SIGTERM, SIGKILL after 30 s."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 # ------------------------------------------------------------------ measuring
