@@ -140,14 +140,14 @@ def _cells(shown, level: str, frame=None):
     its centre in Web Mercator metres (``east``, ``north``: of ``Region.centre``, a point inside it).
     Materialized: its expressions are worked out once a cell, not once a case of the cell."""
     if level == "grid":
-        return select(shown.c.id.label("cell_id"), shown.c.id.label("owner")).cte("cells").prefix_with("MATERIALIZED")
+        return _materialized(select(shown.c.id.label("cell_id"), shown.c.id.label("owner")), "cells")
     cell = aliased(Region)
     ancestor = cast(func.split_part(cell.path, "/", level_rank(level) + 2), Integer)  # its region of the level
     owned = ancestor.in_(select(shown.c.id))
     extent = select(func.ST_Extent(shown.c.geom)).scalar_subquery()
     if frame is None:
-        return select(cell.id.label("cell_id"), ancestor.label("owner")).where(
-            cell.level == "grid", cell.geom.op("&&")(extent), owned).cte("cells").prefix_with("MATERIALIZED")
+        return _materialized(select(cell.id.label("cell_id"), ancestor.label("owner")).where(
+            cell.level == "grid", cell.geom.op("&&")(extent), owned), "cells")
     (west, north), size = frame
     east, north_ = _mercator(func.ST_X(cell.centre), func.ST_Y(cell.centre))
     in_tile = _in_frame(east, north_, (west, north), size)
@@ -156,7 +156,12 @@ def _cells(shown, level: str, frame=None):
                          in_tile.label("in_tile"), east.label("east"), north_.label("north"))
                   .where(cell.level == "grid", or_(cell.geom.op("&&")(extent), cell.geom.op("&&")(frame_box)))
                   .subquery("candidates"))
-    return select(candidates).where(candidates.c.owner.is_not(None) | candidates.c.in_tile).cte("cells").prefix_with("MATERIALIZED")
+    return _materialized(select(candidates).where(candidates.c.owner.is_not(None) | candidates.c.in_tile), "cells")
+
+
+def _materialized(stmt, name: str):
+    """``stmt`` as a CTE worked out once, whatever the planner would inline."""
+    return stmt.cte(name).prefix_with("MATERIALIZED")
 
 
 def _per_cell(actor: Actor, cells, f: TileFilter):
@@ -175,9 +180,8 @@ def _per_cell(actor: Actor, cells, f: TileFilter):
                .group_by(*kept)
                .subquery("counted"))
     green = counted.c.open - counted.c[NO_LIGHT] - counted.c.yellow - counted.c.red
-    return (select(*(counted.c[c.name] for c in kept), counted.c.open, green.label(GREEN), counted.c.yellow,
-                   counted.c.red)
-            .cte("per_cell").prefix_with("MATERIALIZED"))
+    return _materialized(select(*(counted.c[c.name] for c in kept), counted.c.open, green.label(GREEN),
+                                counted.c.yellow, counted.c.red), "per_cell")
 
 
 def _region_counts(shown, per_cell):
