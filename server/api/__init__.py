@@ -25,7 +25,8 @@ def register_blueprints(app: Flask, api: Api) -> None:
 
 
 def _resources():
-    from . import auth, calendar, categories, departments, escalation, incidents, map, me, regions, sync, users
+    from . import (auth, calendar, categories, departments, escalation, incidents, map, me, regions, stats, sync,
+                   users)
 
-    return [auth, me, users, departments, regions, escalation, categories, incidents, sync, calendar, map]
+    return [auth, me, users, departments, regions, escalation, categories, incidents, sync, calendar, map, stats]
 

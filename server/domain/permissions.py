@@ -28,11 +28,12 @@ ESCALATION_READ = "escalation.read"  # the deadlines that apply in a region: ins
 ESCALATION_MANAGE = "escalation.manage"  # a region's policy overrides: managers, inside their scope
 CALENDAR_READ = "calendar.read"  # work days: every signed-in actor reads them
 CALENDAR_MANAGE = "calendar.manage"  # work days and holidays, city-wide: administrators only
+STATS_READ = "stats.read"  # a region's evaluation figures (考核): managers, inside their scope
 
 ACTIONS = (
     REGION_READ, REGION_MANAGE, REGION_ADD_CHILDREN, REGION_IMPORT, USER_READ, USER_MANAGE,
     DEPARTMENT_READ, DEPARTMENT_MANAGE, DEVICE_READ, DEVICE_MANAGE, CATEGORY_READ, CATEGORY_MANAGE,
-    CALENDAR_READ, CALENDAR_MANAGE, ESCALATION_READ, ESCALATION_MANAGE,
+    CALENDAR_READ, CALENDAR_MANAGE, ESCALATION_READ, ESCALATION_MANAGE, STATS_READ,
 )
 
 
@@ -76,7 +77,7 @@ def can(actor: Actor, action: str, target) -> bool:
     inside = is_within(target.scope_path, actor.scope_path)
     if action in (REGION_READ, ESCALATION_READ):
         return inside
-    if action == ESCALATION_MANAGE:
+    if action in (ESCALATION_MANAGE, STATS_READ):
         return actor.is_manager and inside
     if action == REGION_MANAGE:
         return actor.is_manager and inside and target.scope_path != actor.scope_path

@@ -1,0 +1,74 @@
+"""Evaluation figures (考核, docs/STATS.md): the query and the answer."""
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validates_schema
+
+from server.services.stats import DEFAULT_WEIGHTS
+
+from .regions import RegionRefSchema
+
+MAX_PERIOD_DAYS = 3 * 366
+
+
+class WeightsField(fields.String):
+    """``closure:25,on_time:25,…``: weights of the composite score by metric (0–100)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text_value = super()._deserialize(value, attr, data, **kwargs)
+        weights = {}
+        for part in text_value.split(","):
+            name, _, number = part.partition(":")
+            name = name.strip()
+            if name not in DEFAULT_WEIGHTS:
+                raise ValidationError(f"Unknown metric {name[:40]!r}: weigh {', '.join(DEFAULT_WEIGHTS)}.")
+            try:
+                weight = float(number)
+            except ValueError:
+                raise ValidationError(f"The weight of {name} must be a number.") from None
+            if not 0 <= weight <= 100:
+                raise ValidationError(f"The weight of {name} must be from 0 to 100.")
+            weights[name] = weight
+        if not any(weights.values()):
+            raise ValidationError("At least one weight must be above 0.")
+        return weights
+
+
+class RegionStatsArgsSchema(Schema):
+    from_ = fields.Date(required=True, data_key="from", metadata={"description": "First day (the city's zone)"})
+    to = fields.Date(required=True, metadata={"description": "The day after the last"})
+    weights = WeightsField(load_default=None, metadata={
+        "description": "Composite score weights, e.g. closure:25,on_time:25,local:20,no_rework:10,satisfaction:20"})
+
+    @validates_schema
+    def _period(self, data, **kwargs):
+        start, end = data.get("from_"), data.get("to")
+        if start and end and not start < end:
+            raise ValidationError("to must be after from.", "to")
+        if start and end and (end - start).days > MAX_PERIOD_DAYS:
+            raise ValidationError(f"A period is at most {MAX_PERIOD_DAYS} days.", "to")
+
+
+class ChildStatsSchema(Schema):
+    region = fields.Nested(RegionRefSchema)
+    figures = fields.Dict()
+    score = fields.Float(allow_none=True)
+    rank = fields.Integer(allow_none=True, metadata={"description": "排名; null: no case accepted in the period"})
+
+
+class ComparisonSchema(Schema):
+    period = fields.Dict()
+    figures = fields.Dict()
+    change_pp = fields.Dict(metadata={"description": "Each rate's change in percentage points (百分点)"})
+
+
+class RegionStatsSchema(Schema):
+    region = fields.Nested(RegionRefSchema)
+    period = fields.Dict()
+    as_of = fields.DateTime(metadata={"description": "Outcomes are judged as of this instant (截至统计时点)"})
+    weights = fields.Dict()
+    figures = fields.Dict(metadata={"description": "counts, rates (null when nothing to divide by), hours, "
+                                                   "satisfaction_mean and score"})
+    escalation_by_level = fields.Dict()
+    previous = fields.Nested(ComparisonSchema)
+    year_before = fields.Nested(ComparisonSchema)
+    children = fields.List(fields.Nested(ChildStatsSchema))

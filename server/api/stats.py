@@ -1,0 +1,20 @@
+"""Evaluation (考核): a region's figures, its children's, their ranking (docs/STATS.md)."""
+from schemas.stats import RegionStatsArgsSchema, RegionStatsSchema
+from server.auth import login_required
+from server.services import stats as service
+
+from .common import Blueprint, errors
+
+blp = Blueprint("stats", __name__, url_prefix="/stats", description="Evaluation (考核) figures")
+
+
+@blp.get("/regions/<id:region_id>")
+@login_required
+@blp.arguments(RegionStatsArgsSchema, location="query")
+@blp.response(200, RegionStatsSchema)
+@errors(blp, 401, 403, 404, 422)
+def region_stats(actor, args, region_id):
+    """A region's figures over a period, each child's with score and rank, compared with the
+    period before and the year before (managers, inside their scope)"""
+    period = service.Period(args["from_"], args["to"])
+    return service.region_stats(actor, region_id, period, args["weights"])

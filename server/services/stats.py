@@ -1,0 +1,320 @@
+"""Evaluation (考核, docs/STATS.md): a region's figures over a period, for the region and
+each child region, computed in SQL from the timeline; compared with the period before and
+the year before; a composite score and a ranking of the children.
+
+Read-only. Scope: a region the actor may see (404 otherwise), figures for managers of it
+(``STATS_READ``, 403 otherwise).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import bindparam, select, text
+
+from server.domain.permissions import STATS_READ, Actor
+from server.domain.territory import child_level, level_rank
+from server.extensions import db
+from server.models import Region
+from server.models._base import utcnow
+
+from .access import require
+from .regions import get_region
+
+# the composite score's default weights (out of 100); a metric without a value drops out
+DEFAULT_WEIGHTS = {"closure": 25.0, "on_time": 25.0, "local": 20.0, "no_rework": 10.0, "satisfaction": 20.0}
+VILLAGE_LEVELS = ("grid", "community")  # 不出村: resolved at grid or community level
+TOWN_LEVELS = ("grid", "community", "street")  # 不出镇: resolved at street level or below
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class Period:
+    """``[start, end)``: two dates in the city's zone."""
+
+    start: date
+    end: date
+
+    def shifted(self, *, years: int = 0) -> Period:
+        """The same period ``years`` before; without years, the period just before it (环比):
+        as many calendar months before when it runs from a first of a month to another (the
+        quarter before a quarter), else as many days."""
+        if years:
+            return Period(_minus_years(self.start, years), _minus_years(self.end, years))
+        if self.start.day == 1 and self.end.day == 1:
+            months = (self.end.year - self.start.year) * 12 + self.end.month - self.start.month
+            return Period(_minus_months(self.start, months), self.start)
+        return Period(self.start - (self.end - self.start), self.start)
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        zone = ZoneInfo(current_app.config["TIMEZONE"])
+        return (datetime.combine(self.start, time(), zone), datetime.combine(self.end, time(), zone))
+
+    def as_dict(self) -> dict:
+        return {"from": self.start.isoformat(), "to": self.end.isoformat()}
+
+
+def _minus_months(day: date, months: int) -> date:
+    """The first of the month ``months`` before ``day`` (a first of a month)."""
+    index = day.year * 12 + day.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _minus_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+# One row per group (each child region, and the whole region: ``whole``), from the cases of
+# the region's subtree that something happened to in the period. :path is the region's
+# path (a server-made path: no LIKE wildcards), :child_pos the position in a case's path of
+# its child region's id (0: the region has no children).
+_FIGURES = text("""
+WITH cases AS (
+    SELECT i.id, i.status, i.reported_at, i.due_at, i.resolved_level, i.category_id,
+           CASE WHEN :child_pos > 0 THEN CAST(NULLIF(split_part(i.region_path, '/', :child_pos), '') AS integer)
+           END AS child,
+           e.*
+    FROM incidents i
+    CROSS JOIN LATERAL (
+        SELECT min(ev.at) FILTER (WHERE ev.action = 'accept') AS accepted_at,
+               min(ev.at) FILTER (WHERE ev.action = 'dispatch') AS dispatched_at,
+               max(ev.at) FILTER (WHERE ev.action IN ('resolve', 'resolve_on_spot')) AS resolved_at,
+               max(ev.at) FILTER (WHERE ev.action = 'verify') AS closed_at,
+               count(*) FILTER (WHERE ev.action = 'rework') AS reworks,
+               count(*) FILTER (WHERE ev.action = 'approve_extension') AS extensions,
+               count(*) FILTER (WHERE ev.action = 'escalate') AS escalations,
+               count(*) FILTER (WHERE ev.action = 'escalate' AND ev.actor_id IS NULL) AS overdue_escalations,
+               bool_or(ev.at >= :lo AND ev.at < :hi) AS touched
+        FROM incident_events ev WHERE ev.incident_id = i.id
+    ) e
+    WHERE i.region_path LIKE :path || '%'
+), relevant AS (
+    SELECT * FROM cases WHERE touched OR (reported_at >= :lo AND reported_at < :hi)
+), figures AS (
+    SELECT child, GROUPING(child) = 1 AS whole,
+        count(*) FILTER (WHERE reported_at >= :lo AND reported_at < :hi) AS reported,
+        count(*) FILTER (WHERE reported_at >= :lo AND reported_at < :hi AND accepted_at IS NOT NULL) AS valid_reports,
+        count(*) FILTER (WHERE accepted_at >= :lo AND accepted_at < :hi) AS accepted,
+        count(*) FILTER (WHERE accepted_at >= :lo AND accepted_at < :hi AND status = 'suspended') AS suspended,
+        count(*) FILTER (WHERE accepted_at >= :lo AND accepted_at < :hi AND status = 'closed') AS closed,
+        count(*) FILTER (WHERE accepted_at >= :lo AND accepted_at < :hi AND status = 'closed'
+                         AND resolved_at <= due_at AND overdue_escalations = 0) AS closed_on_time,
+        count(*) FILTER (WHERE dispatched_at >= :lo AND dispatched_at < :hi) AS dispatched,
+        count(*) FILTER (WHERE dispatched_at >= :lo AND dispatched_at < :hi AND resolved_at IS NOT NULL) AS disposed,
+        count(*) FILTER (WHERE resolved_at >= :lo AND resolved_at < :hi) AS resolved,
+        count(*) FILTER (WHERE resolved_at >= :lo AND resolved_at < :hi AND reworks > 0) AS reworked,
+        count(*) FILTER (WHERE accepted_at >= :lo AND accepted_at < :hi AND extensions > 0) AS extended,
+        count(*) FILTER (WHERE accepted_at >= :lo AND accepted_at < :hi AND escalations > 0) AS escalated,
+        count(*) FILTER (WHERE closed_at >= :lo AND closed_at < :hi AND status = 'closed') AS closed_in_period,
+        count(*) FILTER (WHERE closed_at >= :lo AND closed_at < :hi AND status = 'closed'
+                         AND resolved_level IN :village) AS resolved_in_village,
+        count(*) FILTER (WHERE closed_at >= :lo AND closed_at < :hi AND status = 'closed'
+                         AND resolved_level IN :town) AS resolved_in_town,
+        avg(extract(epoch FROM accepted_at - reported_at)) FILTER (WHERE accepted_at >= :lo AND accepted_at < :hi)
+            AS accept_mean,
+        percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM accepted_at - reported_at))
+            FILTER (WHERE accepted_at >= :lo AND accepted_at < :hi) AS accept_p90,
+        avg(extract(epoch FROM dispatched_at - accepted_at)) FILTER (WHERE dispatched_at >= :lo AND dispatched_at < :hi)
+            AS dispatch_mean,
+        percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM dispatched_at - accepted_at))
+            FILTER (WHERE dispatched_at >= :lo AND dispatched_at < :hi) AS dispatch_p90,
+        avg(extract(epoch FROM resolved_at - accepted_at)) FILTER (WHERE resolved_at >= :lo AND resolved_at < :hi)
+            AS resolve_mean,
+        percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM resolved_at - accepted_at))
+            FILTER (WHERE resolved_at >= :lo AND resolved_at < :hi) AS resolve_p90,
+        avg(extract(epoch FROM closed_at - reported_at))
+            FILTER (WHERE closed_at >= :lo AND closed_at < :hi AND status = 'closed') AS close_mean,
+        percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - reported_at))
+            FILTER (WHERE closed_at >= :lo AND closed_at < :hi AND status = 'closed') AS close_p90
+    FROM relevant
+    GROUP BY GROUPING SETS ((child), ())
+), acks AS (
+    SELECT CASE WHEN :child_pos > 0 THEN CAST(NULLIF(split_part(i.region_path, '/', :child_pos), '') AS integer)
+           END AS child,
+           extract(epoch FROM t.acknowledged_at - t.created_at) AS seconds
+    FROM tasks t JOIN incidents i ON i.id = t.incident_id
+    WHERE i.region_path LIKE :path || '%' AND t.created_at >= :lo AND t.created_at < :hi
+      AND t.acknowledged_at IS NOT NULL
+), ack_figures AS (
+    SELECT child, GROUPING(child) = 1 AS whole, avg(seconds) AS ack_mean,
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds) AS ack_p90
+    FROM acks GROUP BY GROUPING SETS ((child), ())
+), callbacks AS (
+    SELECT c.child, CAST(ev.data ->> 'satisfaction' AS integer) AS score
+    FROM relevant c JOIN incident_events ev ON ev.incident_id = c.id
+    WHERE ev.action = 'callback' AND ev.at >= :lo AND ev.at < :hi AND ev.data ? 'satisfaction'
+), callback_figures AS (
+    SELECT child, GROUPING(child) = 1 AS whole, count(*) AS callbacks, avg(score) AS satisfaction_mean,
+           count(*) FILTER (WHERE score >= 4) AS satisfied
+    FROM callbacks GROUP BY GROUPING SETS ((child), ())
+), mediated AS (
+    SELECT c.child, m.agreement_reached
+    FROM relevant c JOIN categories cat ON cat.id = c.category_id JOIN mediations m ON m.incident_id = c.id
+    WHERE cat.kind = 'dispute' AND c.status = 'closed' AND c.closed_at >= :lo AND c.closed_at < :hi
+), mediation_figures AS (
+    SELECT child, GROUPING(child) = 1 AS whole, count(*) AS mediated,
+           count(*) FILTER (WHERE agreement_reached) AS agreed
+    FROM mediated GROUP BY GROUPING SETS ((child), ())
+)
+SELECT f.*, a.ack_mean, a.ack_p90, cb.callbacks, cb.satisfaction_mean, cb.satisfied, md.mediated, md.agreed
+FROM figures f
+LEFT JOIN ack_figures a ON a.whole = f.whole AND a.child IS NOT DISTINCT FROM f.child
+LEFT JOIN callback_figures cb ON cb.whole = f.whole AND cb.child IS NOT DISTINCT FROM f.child
+LEFT JOIN mediation_figures md ON md.whole = f.whole AND md.child IS NOT DISTINCT FROM f.child
+""").bindparams(bindparam("village", expanding=True), bindparam("town", expanding=True))
+
+# escalations from each level, over the cases first accepted in the period: of those handled
+# at a level (accepted there, or moved there), those escalated from it
+_ESCALATIONS = text("""
+WITH cohort AS (
+    SELECT i.id FROM incidents i
+    WHERE i.region_path LIKE :path || '%'
+      AND (SELECT min(ev.at) FROM incident_events ev WHERE ev.incident_id = i.id AND ev.action = 'accept')
+          >= :lo
+      AND (SELECT min(ev.at) FROM incident_events ev WHERE ev.incident_id = i.id AND ev.action = 'accept')
+          < :hi
+), levels AS (
+    SELECT ev.incident_id, ev.to_level AS level, false AS escalated_from
+    FROM incident_events ev JOIN cohort c ON c.id = ev.incident_id
+    WHERE ev.action IN ('accept', 'escalate', 'return_down')
+    UNION ALL
+    SELECT ev.incident_id, ev.from_level, true
+    FROM incident_events ev JOIN cohort c ON c.id = ev.incident_id
+    WHERE ev.action = 'escalate'
+)
+SELECT level, count(DISTINCT incident_id) AS handled,
+       count(DISTINCT incident_id) FILTER (WHERE escalated_from) AS escalated
+FROM levels GROUP BY level
+""")
+
+
+def _rate(numerator, denominator):
+    return None if not denominator else numerator / denominator
+
+
+def _hours(seconds):
+    return None if seconds is None else round(float(seconds) / HOUR, 2)
+
+
+def _figures(row) -> dict:
+    """The counts, rates, times and satisfaction of one group, as the answer gives them."""
+    m = row._mapping
+    base = m["accepted"] - m["suspended"]
+    return {
+        "counts": {name: m[name] for name in (
+            "reported", "valid_reports", "accepted", "suspended", "closed", "closed_on_time", "dispatched",
+            "disposed", "resolved", "reworked", "extended", "escalated", "closed_in_period", "resolved_in_village",
+            "resolved_in_town")} | {"callbacks": m["callbacks"] or 0, "mediated": m["mediated"] or 0},
+        "rates": {
+            "closure": _rate(m["closed"], base),
+            "on_time": _rate(m["closed_on_time"], base),
+            "disposal": _rate(m["disposed"], m["dispatched"]),
+            "rework": _rate(m["reworked"], m["resolved"]),
+            "extension": _rate(m["extended"], m["accepted"]),
+            "escalation": _rate(m["escalated"], m["accepted"]),
+            "local": _rate(m["resolved_in_village"], m["closed_in_period"]),
+            "within_town": _rate(m["resolved_in_town"], m["closed_in_period"]),
+            "valid_reports": _rate(m["valid_reports"], m["reported"]),
+            "satisfied": _rate(m["satisfied"] or 0, m["callbacks"]),
+            "mediation_success": _rate(m["agreed"] or 0, m["mediated"]),
+        },
+        "hours": {step: {"mean": _hours(m[f"{step}_mean"]), "p90": _hours(m[f"{step}_p90"])}
+                  for step in ("accept", "dispatch", "ack", "resolve", "close")},
+        "satisfaction_mean": None if m["satisfaction_mean"] is None else round(float(m["satisfaction_mean"]), 3),
+    }
+
+
+def score(figures: dict, weights: dict[str, float]) -> float | None:
+    """The composite score out of 100: the weighted mean of the rates that have a value
+    (1 − rework; satisfaction (mean − 1) ÷ 4), their weights rescaled; None with none."""
+    rates = figures["rates"]
+    satisfaction = figures["satisfaction_mean"]
+    values = {"closure": rates["closure"], "on_time": rates["on_time"], "local": rates["local"],
+              "no_rework": None if rates["rework"] is None else 1 - rates["rework"],
+              "satisfaction": None if satisfaction is None else (satisfaction - 1) / 4}
+    used = {name: weight for name, weight in weights.items() if weight > 0 and values.get(name) is not None}
+    total = sum(used.values())
+    if not total:
+        return None
+    return round(100 * sum(values[name] * weight for name, weight in used.items()) / total, 2)
+
+
+def _run(region: Region, period: Period) -> tuple[dict, dict[int, dict], dict]:
+    """(the whole region's figures, each child's by id, escalations by level) over ``period``."""
+    lo, hi = period.bounds()
+    below = child_level(region.level)
+    params = {"path": region.path, "lo": lo, "hi": hi, "child_pos": level_rank(below) + 2 if below else 0,
+              "village": VILLAGE_LEVELS, "town": TOWN_LEVELS}
+    rows = db.session.execute(_FIGURES, params).all()
+    whole, children = None, {}
+    for row in rows:
+        if row.whole:
+            whole = _figures(row)
+        elif row.child is not None:
+            children[row.child] = _figures(row)
+    levels = {row.level: {"handled": row.handled, "escalated": row.escalated,
+                          "rate": _rate(row.escalated, row.handled)}
+              for row in db.session.execute(_ESCALATIONS, {"path": region.path, "lo": lo, "hi": hi})}
+    return whole or _empty(), children, levels
+
+
+def _empty() -> dict:
+    """The figures of a group without a case: every count 0, every rate and time null."""
+    blank = {name: 0 for name in ("reported", "valid_reports", "accepted", "suspended", "closed", "closed_on_time",
+                                  "dispatched", "disposed", "resolved", "reworked", "extended", "escalated",
+                                  "closed_in_period", "resolved_in_village", "resolved_in_town", "callbacks",
+                                  "mediated")}
+    return {"counts": blank,
+            "rates": {name: None for name in ("closure", "on_time", "disposal", "rework", "extension", "escalation",
+                                              "local", "within_town", "valid_reports", "satisfied",
+                                              "mediation_success")},
+            "hours": {step: {"mean": None, "p90": None} for step in ("accept", "dispatch", "ack", "resolve", "close")},
+            "satisfaction_mean": None}
+
+
+def _changes(now: dict, before: dict) -> dict:
+    """Each rate's change in percentage points (百分点); None where either side has none."""
+    return {name: None if value is None or before["rates"][name] is None
+            else round(100 * (value - before["rates"][name]), 2)
+            for name, value in now["rates"].items()}
+
+
+def region_stats(actor: Actor, region_id: int, period: Period, weights: dict[str, float] | None = None) -> dict:
+    """The region's figures over ``period``, each child's with its score and rank, and the
+    comparisons with the period before and the year before. Errors: region.not_found,
+    auth.forbidden."""
+    region = get_region(actor, region_id)
+    require(actor, STATS_READ, region)
+    weights = weights or DEFAULT_WEIGHTS
+    whole, by_child, levels = _run(region, period)
+    previous, _, _ = _run(region, period.shifted())
+    year_before, _, _ = _run(region, period.shifted(years=1))
+    for figures in (whole, previous, year_before):
+        figures["score"] = score(figures, weights)
+    children = []
+    below = child_level(region.level)
+    if below:
+        for child in db.session.scalars(select(Region).where(Region.parent_id == region.id,
+                                                             Region.retired_at.is_(None))):
+            figures = by_child.get(child.id) or _empty()
+            ranked = figures["counts"]["accepted"] > 0
+            children.append({"region": child, "figures": figures,
+                             "score": score(figures, weights) if ranked else None, "rank": None})
+    ranked = sorted((c for c in children if c["score"] is not None), key=lambda c: (-c["score"], c["region"].name))
+    for rank, child in enumerate(ranked, start=1):
+        child["rank"] = rank
+    children.sort(key=lambda c: (c["rank"] is None, c["rank"] or 0, c["region"].name))
+    return {
+        "region": region, "period": period.as_dict(), "as_of": utcnow(), "weights": weights,
+        "figures": whole, "escalation_by_level": levels,
+        "previous": {"period": period.shifted().as_dict(), "figures": previous,
+                     "change_pp": _changes(whole, previous)},
+        "year_before": {"period": period.shifted(years=1).as_dict(), "figures": year_before,
+                        "change_pp": _changes(whole, year_before)},
+        "children": children,
+    }
