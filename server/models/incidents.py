@@ -202,7 +202,11 @@ class IncidentEvent(db.Model):
 
     actor: Mapped[User | None] = relationship(lazy="joined")
 
-    __table_args__ = (Index("ix_incident_events_incident", "incident_id", "id"),)
+    __table_args__ = (
+        Index("ix_incident_events_incident", "incident_id", "id"),
+        # evaluation (docs/STATS.md): the cases something happened to in a period
+        Index("ix_incident_events_at", "at"),
+    )
 
 
 class Task(db.Model):

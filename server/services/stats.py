@@ -74,12 +74,17 @@ def _minus_years(day: date, years: int) -> date:
 # path (a server-made path: no LIKE wildcards), :child_pos the position in a case's path of
 # its child region's id (0: the region has no children).
 _FIGURES = text("""
-WITH cases AS (
+WITH touched AS (  -- the cases something happened to in the period, or reported in it
+    SELECT ev.incident_id AS id FROM incident_events ev WHERE ev.at >= :lo AND ev.at < :hi
+    UNION
+    SELECT i.id FROM incidents i WHERE i.reported_at >= :lo AND i.reported_at < :hi
+), relevant AS (
     SELECT i.id, i.status, i.reported_at, i.due_at, i.resolved_level, i.category_id,
            CASE WHEN :child_pos > 0 THEN CAST(NULLIF(split_part(i.region_path, '/', :child_pos), '') AS integer)
            END AS child,
            e.*
-    FROM incidents i
+    FROM touched t
+    JOIN incidents i ON i.id = t.id
     CROSS JOIN LATERAL (
         SELECT min(ev.at) FILTER (WHERE ev.action = 'accept') AS accepted_at,
                min(ev.at) FILTER (WHERE ev.action = 'dispatch') AS dispatched_at,
@@ -88,13 +93,10 @@ WITH cases AS (
                count(*) FILTER (WHERE ev.action = 'rework') AS reworks,
                count(*) FILTER (WHERE ev.action = 'approve_extension') AS extensions,
                count(*) FILTER (WHERE ev.action = 'escalate') AS escalations,
-               count(*) FILTER (WHERE ev.action = 'escalate' AND ev.actor_id IS NULL) AS overdue_escalations,
-               bool_or(ev.at >= :lo AND ev.at < :hi) AS touched
+               count(*) FILTER (WHERE ev.action = 'escalate' AND ev.actor_id IS NULL) AS overdue_escalations
         FROM incident_events ev WHERE ev.incident_id = i.id
     ) e
     WHERE i.region_path LIKE :path || '%'
-), relevant AS (
-    SELECT * FROM cases WHERE touched OR (reported_at >= :lo AND reported_at < :hi)
 ), figures AS (
     SELECT child, GROUPING(child) = 1 AS whole,
         count(*) FILTER (WHERE reported_at >= :lo AND reported_at < :hi) AS reported,
@@ -171,13 +173,12 @@ LEFT JOIN mediation_figures md ON md.whole = f.whole AND md.child IS NOT DISTINC
 # escalations from each level, over the cases first accepted in the period: of those handled
 # at a level (accepted there, or moved there), those escalated from it
 _ESCALATIONS = text("""
-WITH cohort AS (
-    SELECT i.id FROM incidents i
-    WHERE i.region_path LIKE :path || '%'
-      AND (SELECT min(ev.at) FROM incident_events ev WHERE ev.incident_id = i.id AND ev.action = 'accept')
-          >= :lo
-      AND (SELECT min(ev.at) FROM incident_events ev WHERE ev.incident_id = i.id AND ev.action = 'accept')
-          < :hi
+WITH cohort AS (  -- first accepted in the period
+    SELECT DISTINCT ev.incident_id AS id
+    FROM incident_events ev JOIN incidents i ON i.id = ev.incident_id
+    WHERE ev.action = 'accept' AND ev.at >= :lo AND ev.at < :hi AND i.region_path LIKE :path || '%'
+      AND NOT EXISTS (SELECT 1 FROM incident_events before
+                      WHERE before.incident_id = ev.incident_id AND before.action = 'accept' AND before.at < ev.at)
 ), levels AS (
     SELECT ev.incident_id, ev.to_level AS level, false AS escalated_from
     FROM incident_events ev JOIN cohort c ON c.id = ev.incident_id
