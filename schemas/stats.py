@@ -72,3 +72,57 @@ class RegionStatsSchema(Schema):
     previous = fields.Nested(ComparisonSchema)
     year_before = fields.Nested(ComparisonSchema)
     children = fields.List(fields.Nested(ChildStatsSchema))
+
+
+class PeriodArgsSchema(RegionStatsArgsSchema):
+    class Meta:
+        exclude = ("weights",)
+
+
+class _TaskFiguresSchema(Schema):
+    tasks = fields.Integer()
+    acknowledged = fields.Integer()
+    done = fields.Integer()
+    ack_on_time = fields.Float(allow_none=True, metadata={"description": "Acknowledged by the deadline ÷ tasks"})
+    ack_hours = fields.Dict()
+    done_hours = fields.Dict()
+
+
+class _DepartmentBriefSchema(Schema):
+    id = fields.Integer()
+    code = fields.String()
+    name = fields.String()
+    name_en = fields.String(allow_none=True)
+    region = fields.Nested(RegionRefSchema)
+
+
+class DepartmentFiguresSchema(_TaskFiguresSchema):
+    department = fields.Nested(_DepartmentBriefSchema)
+
+
+class _WorkerBriefSchema(Schema):
+    id = fields.Integer()
+    display_name = fields.String()
+    region = fields.Nested(RegionRefSchema)
+
+
+class WorkerFiguresSchema(_TaskFiguresSchema):
+    worker = fields.Nested(_WorkerBriefSchema)
+    reports = fields.Integer()
+    valid_reports = fields.Integer()
+    valid_rate = fields.Float(allow_none=True)
+    resolved_on_spot = fields.Integer()
+
+
+class DepartmentStatsSchema(Schema):
+    region = fields.Nested(RegionRefSchema)
+    period = fields.Dict()
+    as_of = fields.DateTime()
+    departments = fields.List(fields.Nested(DepartmentFiguresSchema))
+
+
+class WorkerStatsSchema(Schema):
+    region = fields.Nested(RegionRefSchema)
+    period = fields.Dict()
+    as_of = fields.DateTime()
+    workers = fields.List(fields.Nested(WorkerFiguresSchema))

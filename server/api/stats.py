@@ -1,5 +1,7 @@
 """Evaluation (考核): a region's figures, its children's, their ranking (docs/STATS.md)."""
-from schemas.stats import RegionStatsArgsSchema, RegionStatsSchema
+from schemas.stats import (
+    DepartmentStatsSchema, PeriodArgsSchema, RegionStatsArgsSchema, RegionStatsSchema, WorkerStatsSchema,
+)
 from server.auth import login_required
 from server.services import stats as service
 
@@ -18,3 +20,25 @@ def region_stats(actor, args, region_id):
     period before and the year before (managers, inside their scope)"""
     period = service.Period(args["from_"], args["to"])
     return service.region_stats(actor, region_id, period, args["weights"])
+
+
+@blp.get("/regions/<id:region_id>/departments")
+@login_required
+@blp.arguments(PeriodArgsSchema, location="query")
+@blp.response(200, DepartmentStatsSchema)
+@errors(blp, 401, 403, 404, 422)
+def department_stats(actor, args, region_id):
+    """The departments given tasks for the region's cases in a period: tasks, acknowledged on
+    time, done, hours (managers, inside their scope)"""
+    return service.department_stats(actor, region_id, service.Period(args["from_"], args["to"]))
+
+
+@blp.get("/regions/<id:region_id>/workers")
+@login_required
+@blp.arguments(PeriodArgsSchema, location="query")
+@blp.response(200, WorkerStatsSchema)
+@errors(blp, 401, 403, 404, 422)
+def worker_stats(actor, args, region_id):
+    """The region's grid workers in a period: reports, valid reports, resolved on the spot,
+    tasks acknowledged on time and done (managers, inside their scope)"""
+    return service.worker_stats(actor, region_id, service.Period(args["from_"], args["to"]))

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, select, text
 from server.domain.permissions import STATS_READ, Actor
 from server.domain.territory import child_level, level_rank
 from server.extensions import db
-from server.models import Region
+from server.models import Department, Region, User
 from server.models._base import utcnow
 
 from .access import require
@@ -192,6 +192,86 @@ SELECT level, count(DISTINCT incident_id) AS handled,
        count(DISTINCT incident_id) FILTER (WHERE escalated_from) AS escalated
 FROM levels GROUP BY level
 """)
+
+
+# the tasks given in the period for the region's cases, by department or by grid worker
+_TASK_FIGURES = """
+SELECT t.{who} AS who, count(*) AS tasks,
+       count(*) FILTER (WHERE t.acknowledged_at IS NOT NULL) AS acknowledged,
+       count(*) FILTER (WHERE t.acknowledged_at <= t.ack_deadline) AS acknowledged_on_time,
+       avg(extract(epoch FROM t.acknowledged_at - t.created_at)) AS ack_mean,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM t.acknowledged_at - t.created_at)) AS ack_p90,
+       count(*) FILTER (WHERE t.status = 'done') AS done,
+       avg(extract(epoch FROM t.finished_at - t.created_at)) FILTER (WHERE t.status = 'done') AS done_mean,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM t.finished_at - t.created_at))
+           FILTER (WHERE t.status = 'done') AS done_p90
+FROM tasks t JOIN incidents i ON i.id = t.incident_id
+WHERE i.region_path LIKE :path || '%' AND t.created_at >= :lo AND t.created_at < :hi AND t.{who} IS NOT NULL
+GROUP BY t.{who}
+"""
+_DEPARTMENT_TASKS = text(_TASK_FIGURES.format(who="department_id"))
+_WORKER_TASKS = text(_TASK_FIGURES.format(who="assignee_id"))
+
+# the grid workers' own reports in the period: valid ones, and those resolved on the spot
+_WORKER_REPORTS = text("""
+SELECT i.reporter_id AS who, count(*) AS reports,
+       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM incident_events ev
+                                      WHERE ev.incident_id = i.id AND ev.action = 'accept')) AS valid_reports,
+       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM incident_events ev WHERE ev.incident_id = i.id
+                                      AND ev.action = 'resolve_on_spot' AND ev.actor_id = i.reporter_id))
+           AS resolved_on_spot
+FROM incidents i
+WHERE i.region_path LIKE :path || '%' AND i.reported_at >= :lo AND i.reported_at < :hi AND i.reporter_id IS NOT NULL
+GROUP BY i.reporter_id
+""")
+
+
+def _task_figures(row) -> dict:
+    if row is None:
+        return {"tasks": 0, "acknowledged": 0, "done": 0, "ack_on_time": None,
+                "ack_hours": {"mean": None, "p90": None}, "done_hours": {"mean": None, "p90": None}}
+    return {"tasks": row.tasks, "acknowledged": row.acknowledged, "done": row.done,
+            "ack_on_time": _rate(row.acknowledged_on_time, row.tasks),
+            "ack_hours": {"mean": _hours(row.ack_mean), "p90": _hours(row.ack_p90)},
+            "done_hours": {"mean": _hours(row.done_mean), "p90": _hours(row.done_p90)}}
+
+
+def department_stats(actor: Actor, region_id: int, period: Period) -> dict:
+    """The departments given tasks for the region's cases in ``period``, wherever they sit
+    (a city department working in a district counts in the district): tasks, acknowledged
+    and on time, done, and the hours they took, busiest first. Errors as ``region_stats``."""
+    region = get_region(actor, region_id)
+    require(actor, STATS_READ, region)
+    lo, hi = period.bounds()
+    rows = {row.who: row for row in db.session.execute(_DEPARTMENT_TASKS, {"path": region.path, "lo": lo, "hi": hi})}
+    departments = db.session.scalars(select(Department).where(Department.id.in_(rows))).all() if rows else []
+    items = [{"department": d, **_task_figures(rows[d.id])} for d in departments]
+    items.sort(key=lambda item: (-item["tasks"], item["department"].name))
+    return {"region": region, "period": period.as_dict(), "as_of": utcnow(), "departments": items}
+
+
+def worker_stats(actor: Actor, region_id: int, period: Period) -> dict:
+    """Every active grid worker whose area is in the region (those who did nothing too):
+    their reports in ``period``, the valid ones, those they resolved on the spot, and the
+    tasks they were given (acknowledged and on time, done, hours). Errors as ``region_stats``."""
+    region = get_region(actor, region_id)
+    require(actor, STATS_READ, region)
+    lo, hi = period.bounds()
+    params = {"path": region.path, "lo": lo, "hi": hi}
+    tasks = {row.who: row for row in db.session.execute(_WORKER_TASKS, params)}
+    reports = {row.who: row for row in db.session.execute(_WORKER_REPORTS, params)}
+    workers = db.session.scalars(
+        select(User).join(Region, Region.id == User.region_id)
+        .where(User.role == "grid_worker", User.is_active.is_(True), Region.path.startswith(region.path))
+        .order_by(User.display_name, User.id)).all()
+    items = []
+    for worker in workers:
+        own = reports.get(worker.id)
+        counted = {"reports": own.reports if own else 0, "valid_reports": own.valid_reports if own else 0,
+                   "resolved_on_spot": own.resolved_on_spot if own else 0}
+        counted["valid_rate"] = _rate(counted["valid_reports"], counted["reports"])
+        items.append({"worker": worker, **counted, **_task_figures(tasks.get(worker.id))})
+    return {"region": region, "period": period.as_dict(), "as_of": utcnow(), "workers": items}
 
 
 def _rate(numerator, denominator):

@@ -19,12 +19,12 @@ def at(month: int, day: int, hour: int = 9, year: int = 2026) -> datetime:
     return datetime(year, month, day, hour, tzinfo=CST)
 
 
-def history(category, cell, reported: datetime, steps: list[tuple], **final):
+def history(category, cell, reported: datetime, steps: list[tuple], reporter=None, **final):
     """An incident reported at ``reported`` whose timeline is ``steps``: (action, at, to_level
     [, data]) — no actor for the sweep's escalations, the street supervisor otherwise — and
     whose row ends as ``final`` says (status, level, due_at, resolved_level…)."""
     final = {"status": "closed", "level": "grid"} | final
-    incident = make_incident(category, cell, None, reported_at=reported, occurred_at=reported, **final)
+    incident = make_incident(category, cell, reporter, reported_at=reported, occurred_at=reported, **final)
     level = "grid"
     for action, when, to_level, *data in steps:
         actor = None if action == "escalate" and data and data[0].get("sweep") else _actor_id
@@ -54,7 +54,7 @@ def cases(tree):
         "A": history(fight, g1, at(1, 5, 9), [("accept", at(1, 5, 10), "grid"), ("dispatch", at(1, 5, 12), "grid"),
                                              ("resolve", at(1, 6, 10), "grid"), ("verify", at(1, 6, 12), "grid"),
                                              ("callback", at(1, 7), "grid", {"satisfaction": 5})],
-                     due_at=at(1, 8), resolved_level="grid"),
+                     due_at=at(1, 8), resolved_level="grid", reporter=tree["grid_worker"]),
         # reworked once, then on time; resolved at the community; satisfied (4)
         "B": history(fight, g1, at(1, 10, 8), [("accept", at(1, 10, 9), "grid"), ("dispatch", at(1, 10, 10), "grid"),
                                               ("resolve", at(1, 11), "grid"), ("rework", at(1, 11, 12), "grid"),
@@ -85,7 +85,8 @@ def cases(tree):
         "G": history(fight, g3, at(3, 28, 9), [("accept", at(3, 28, 10), "grid"), ("dispatch", at(3, 29), "grid")],
                      status="dispatched", due_at=at(4, 10)),
         # rejected: reported, not a valid report
-        "H": history(fight, g1, at(3, 30, 9), [("reject", at(3, 30, 10), "grid")], status="rejected"),
+        "H": history(fight, g1, at(3, 30, 9), [("reject", at(3, 30, 10), "grid")], status="rejected",
+                     reporter=tree["grid_worker"]),
         # accepted in the period before, closed in this one: resolved and closed here, not accepted here
         "I": history(fight, g1, at(12, 28, 9, 2025), [("accept", at(12, 28, 10, 2025), "grid"),
                                                      ("dispatch", at(12, 28, 11, 2025), "grid"),
@@ -100,9 +101,14 @@ def cases(tree):
     db.session.add_all([Mediation(incident_id=made["C"].id, mode="people", parties_count=2, agreement_reached=False),
                         Mediation(incident_id=made["F"].id, mode="people", parties_count=3, agreement_reached=True)])
     worker = tree["grid_worker"]
-    make_task(made["A"], worker, status="done", created_at=at(1, 5, 12),
-              acknowledged_at=at(1, 5, 12) + timedelta(minutes=30))
-    make_task(made["B"], worker, status="done", created_at=at(1, 10, 10), acknowledged_at=at(1, 10, 11))
+    make_task(made["A"], worker, status="done", created_at=at(1, 5, 12), ack_deadline=at(1, 5, 13),
+              acknowledged_at=at(1, 5, 12) + timedelta(minutes=30), finished_at=at(1, 6, 10))
+    make_task(made["B"], worker, status="done", created_at=at(1, 10, 10), ack_deadline=at(1, 10, 10) + timedelta(minutes=30), acknowledged_at=at(1, 10, 11), finished_at=at(1, 12, 9))
+    police = tree.department  # late to acknowledge C, on time for E
+    make_task(made["C"], department=police, status="done", created_at=at(2, 1, 12), ack_deadline=at(2, 1, 14),
+              acknowledged_at=at(2, 1, 15), finished_at=at(2, 10, 9))
+    make_task(made["E"], department=police, status="done", created_at=at(3, 1, 11), ack_deadline=at(3, 1, 12),
+              acknowledged_at=at(3, 1, 11) + timedelta(minutes=30), finished_at=at(3, 10, 9))
     db.session.commit()
     return made
 
@@ -126,7 +132,8 @@ def test_the_citys_figures_for_a_quarter_worked_out_by_hand(tree, cases, client_
         "mediation_success": 0.5})
     # report → accept: 1, 1, 2, 1, 1, 3, 1 hours; the 90th percentile between the 6th and 7th
     assert hours["accept"] == {"mean": round(10 / 7, 2), "p90": 2.4}
-    assert hours["ack"] == {"mean": 0.75, "p90": 0.95}
+    # task given → acknowledged: 0.5 (A), 1 (B), 3 (C, the police) and 0.5 (E, the police) hours
+    assert hours["ack"] == {"mean": 1.25, "p90": 2.4}
     # first accept → last 处置反馈 of A, B, C, E, F and I: 24, 48, 214, 215, 357 and 143 hours
     assert hours["resolve"]["mean"] == round((24 + 48 + 214 + 215 + 357 + 143) / 6, 2)
     assert got["figures"]["satisfaction_mean"] == 4.5
@@ -184,3 +191,26 @@ def test_a_street_sees_its_own_figures_and_nothing_else(tree, cases, client_for)
 def test_bad_periods_and_weights_are_422(tree, client_for, params, field):
     response = client_for(tree["city"]).get(f"/api/v1/stats/regions/{tree['C'].id}", params=params)
     assert response.status_code == 422 and field in response.json()["errors"], response.text
+
+
+def test_departments_and_workers(tree, cases, client_for):
+    city = client_for(tree["city"])
+    got = city.get(f"/api/v1/stats/regions/{tree['C'].id}/departments", params=Q1).json()
+    (police,) = got["departments"]
+    assert police["department"]["id"] == tree.department.id
+    # C acknowledged in 3 h (late), E in 0.5 h (on time); done in 213 and 214 hours
+    assert {k: police[k] for k in ("tasks", "acknowledged", "done", "ack_on_time")} == {
+        "tasks": 2, "acknowledged": 2, "done": 2, "ack_on_time": 0.5}
+    assert police["ack_hours"]["mean"] == 1.75 and police["done_hours"]["mean"] == 213.5
+    workers = city.get(f"/api/v1/stats/regions/{tree['C'].id}/workers", params=Q1).json()["workers"]
+    (worker,) = workers  # the one grid worker, in K1
+    assert worker["worker"]["id"] == tree["grid_worker"].id
+    assert {k: worker[k] for k in ("reports", "valid_reports", "valid_rate", "resolved_on_spot", "tasks",
+                                   "acknowledged", "ack_on_time", "done")} == {
+        "reports": 2, "valid_reports": 1, "valid_rate": 0.5, "resolved_on_spot": 0, "tasks": 2,
+        "acknowledged": 2, "ack_on_time": 0.5, "done": 2}  # B acknowledged after its 30 minutes
+    elsewhere = city.get(f"/api/v1/stats/regions/{tree['D2'].id}/workers", params=Q1).json()
+    assert elsewhere["workers"] == []
+    assert city.get(f"/api/v1/stats/regions/{tree['D2'].id}/departments", params=Q1).json()["departments"] == []
+    bad = city.get(f"/api/v1/stats/regions/{tree['C'].id}/workers", params={"from": "2026-01-01"})
+    assert bad.status_code == 422 and "to" in bad.json()["errors"]
