@@ -1,7 +1,7 @@
 """Evaluation figures (考核, docs/STATS.md): the query and the answer."""
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from server.services.stats import DEFAULT_WEIGHTS
 
@@ -126,3 +126,24 @@ class WorkerStatsSchema(Schema):
     period = fields.Dict()
     as_of = fields.DateTime()
     workers = fields.List(fields.Nested(WorkerFiguresSchema))
+
+
+class HotspotArgsSchema(Schema):
+    level = fields.String(load_default="grid", validate=validate.OneOf(("district", "street", "community", "grid")),
+                          metadata={"description": "The units judged: cells (default) or regions of a level"})
+    end = fields.AwareDateTime(load_default=None, metadata={"description": "The window's end (default: now)"})
+    days = fields.Integer(load_default=7, validate=validate.Range(min=1, max=92))
+    baseline_windows = fields.Integer(load_default=8, validate=validate.Range(min=1, max=52))
+    alpha = fields.Float(load_default=0.01, validate=validate.Range(min=0, max=0.5, min_inclusive=False))
+    min_count = fields.Integer(load_default=3, validate=validate.Range(min=1, max=10_000))
+    radius_m = fields.Float(load_default=30.0, validate=validate.Range(min=1, max=1000),
+                            metadata={"description": "Repeated spots: reports this close to each other"})
+    repeat_min = fields.Integer(load_default=3, validate=validate.Range(min=2, max=1000))
+
+
+class HotspotsSchema(Schema):
+    region = fields.Nested(RegionRefSchema)
+    window = fields.Dict()
+    rules = fields.Dict()
+    hotspots = fields.Dict(metadata={"description": "GeoJSON FeatureCollection: a point in each hot unit"})
+    repeated = fields.Dict(metadata={"description": "GeoJSON FeatureCollection: the spots reported again and again"})

@@ -1,8 +1,12 @@
 """Evaluation (考核): a region's figures, its children's, their ranking (docs/STATS.md)."""
 from schemas.stats import (
-    DepartmentStatsSchema, PeriodArgsSchema, RegionStatsArgsSchema, RegionStatsSchema, WorkerStatsSchema,
+    DepartmentStatsSchema, HotspotArgsSchema, HotspotsSchema, PeriodArgsSchema, RegionStatsArgsSchema,
+    RegionStatsSchema, WorkerStatsSchema,
 )
 from server.auth import login_required
+from server.domain.hotspots import HotspotRules
+from server.models._base import utcnow
+from server.services import hotspots as hotspot_service
 from server.services import stats as service
 
 from .common import Blueprint, errors
@@ -42,3 +46,18 @@ def worker_stats(actor, args, region_id):
     """The region's grid workers in a period: reports, valid reports, resolved on the spot,
     tasks acknowledged on time and done (managers, inside their scope)"""
     return service.worker_stats(actor, region_id, service.Period(args["from_"], args["to"]))
+
+
+@blp.get("/regions/<id:region_id>/hotspots")
+@login_required
+@blp.arguments(HotspotArgsSchema, location="query")
+@blp.response(200, HotspotsSchema)
+@errors(blp, 401, 403, 404, 422)
+def region_hotspots(actor, args, region_id):
+    """Hotspots (风险研判): the cells (or regions of a level) whose reports of a category group
+    in the window exceed their own past under a Poisson test, and the spots reported again and
+    again (managers, inside their scope)"""
+    rules = HotspotRules(days=args["days"], baseline_windows=args["baseline_windows"], alpha=args["alpha"],
+                         min_count=args["min_count"])
+    return hotspot_service.hotspots(actor, region_id, args["level"], args["end"] or utcnow(), rules,
+                                    args["radius_m"], args["repeat_min"])

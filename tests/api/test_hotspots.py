@@ -1,0 +1,89 @@
+"""Hotspots of a region (docs/STATS.md) on hand-built report histories: a cell hot against
+its own past, one busy but as busy as ever, one new and judged against the floor, a rejected
+report that does not count, and a spot reported again and again."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from shapely.geometry import Point
+
+from server.extensions import db
+from server.models import Category
+from server.models._base import utcnow
+from tests.incident_builders import make_incident, point_in
+
+END = utcnow().replace(microsecond=0)
+
+
+def reports(category, cell, weeks_ago: int, count: int, at=None, status="reported"):
+    """``count`` reports in ``cell``, ``weeks_ago`` weeks before the window (0: in it)."""
+    when = END - timedelta(days=3) - timedelta(weeks=weeks_ago)
+    for n in range(count):
+        make_incident(category, cell, None, status=status, reported_at=when - timedelta(minutes=n),
+                      at=at(n) if at else point_in(cell, 0.1 + 0.08 * (n % 10), 0.5))
+
+
+@pytest.fixture
+def history(tree):
+    fight = db.session.scalars(db.select(Category).where(Category.code == "0701")).one()
+    litter = db.session.scalars(db.select(Category).where(Category.code == "0101")).one()
+    for week in range(1, 9):
+        reports(fight, tree["G1"], week, 1)  # G1: one fight a week for eight weeks…
+        reports(litter, tree["G2"], week, 2)  # G2: two litter reports a week
+    reports(fight, tree["G1"], 0, 6)  # …then six this week: hot
+    reports(litter, tree["G2"], 0, 3)  # three this week: as usual
+    reports(litter, tree["G3"], 0, 3)  # G3: three, never any before: p ≈ 0.014 against the floor
+    reports(litter, tree["G3"], 0, 5, status="rejected")  # refused reports are no problems
+    corner = point_in(tree["G2"], 0.9, 0.9)
+    reports(fight, tree["G2"], 0, 4, at=lambda n: Point(corner.x + 0.00005 * n, corner.y))  # within ~15 m
+    return {"fight": fight, "litter": litter}
+
+
+def hotspots(client, region, **params):
+    response = client.get(f"/api/v1/stats/regions/{region.id}/hotspots", params={"end": END.isoformat()} | params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_cell_hot_against_its_own_past(tree, history, client_for):
+    got = hotspots(client_for(tree["city"]), tree["C"])
+    # most surprising first: G1's six fights against one a week (p ≈ 0.0006), then G2's four
+    # fights (the repeated spot), none before, against the floor of 0.5 a week (p ≈ 0.0018)
+    hot, second = got["hotspots"]["features"]
+    assert (second["properties"]["region"]["id"], second["properties"]["category_group"]["code"],
+            second["properties"]["baseline_mean"], second["properties"]["ratio"]) == (tree["G2"].id, "07", 0.0, None)
+    assert second["properties"]["p_value"] == pytest.approx(0.001752, abs=1e-6)
+    p = hot["properties"]
+    assert (p["region"]["id"], p["category_group"]["code"], p["reports"], p["baseline_mean"], p["ratio"]) == (
+        tree["G1"].id, "07", 6, 1.0, 6.0)
+    assert p["p_value"] == pytest.approx(0.000594, abs=1e-6) and hot["geometry"]["type"] == "Point"
+    # at 5 %, the new cell G3's litter too: three against the floor (p ≈ 0.014); G2's litter,
+    # three against two a week, never
+    lenient = hotspots(client_for(tree["city"]), tree["C"], alpha=0.05)["hotspots"]["features"]
+    assert {(f["properties"]["region"]["id"], f["properties"]["category_group"]["code"]) for f in lenient} == {
+        (tree["G1"].id, "07"), (tree["G3"].id, "01"), (tree["G2"].id, "07")}
+
+
+def test_the_spot_reported_again_and_again(tree, history, client_for):
+    got = hotspots(client_for(tree["city"]), tree["C"], radius_m=30, repeat_min=4)
+    (spot,) = got["repeated"]["features"]
+    assert spot["properties"]["reports"] == 4 and spot["properties"]["category_group"]["code"] == "07"
+    assert hotspots(client_for(tree["city"]), tree["C"], radius_m=2, repeat_min=4)["repeated"]["features"] == []
+
+
+def test_streets_scope_and_bad_arguments(tree, history, client_for):
+    city = client_for(tree["city"])
+    streets = hotspots(city, tree["C"], level="street")["hotspots"]["features"]
+    # S1's fights: ten this week against one a week (G1's); S3 (G3) has litter only, three
+    assert [f["properties"]["region"]["id"] for f in streets] == [tree["S1"].id]
+    street = client_for(tree["street"])
+    assert street.get(f"/api/v1/stats/regions/{tree['D2'].id}/hotspots").json()["code"] == "region.not_found"
+    assert [f["properties"]["region"]["id"] for f in hotspots(street, tree["S1"])["hotspots"]["features"]] == [
+        tree["G1"].id, tree["G2"].id]
+    bad = city.get(f"/api/v1/stats/regions/{tree['K1'].id}/hotspots", params={"level": "street"})
+    assert bad.status_code == 422 and bad.json()["code"] == "stats.invalid_level"
+    for params in ({"alpha": 0}, {"days": 0}, {"level": "planet"}, {"end": "2026-01-01T00:00:00"},
+                   {"radius_m": 5000}):
+        response = city.get(f"/api/v1/stats/regions/{tree['C'].id}/hotspots", params=params)
+        assert response.status_code == 422, params
