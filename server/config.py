@@ -86,6 +86,13 @@ def load_config() -> dict:
         "MAP_BASEMAP_URL": os.environ.get("FENGQIAO_MAP_BASEMAP_URL", ""),
         "MAP_BASEMAP_CRS": os.environ.get("FENGQIAO_MAP_BASEMAP_CRS", "wgs84"),
         "MAP_BASEMAP_ATTRIBUTION": os.environ.get("FENGQIAO_MAP_BASEMAP_ATTRIBUTION", ""),
+        # early warning (docs/STATS.md): how often the worker looks for hot cells, and the
+        # test's window (days), past windows, significance and least count
+        "HOTSPOT_CHECK_MINUTES": float(os.environ.get("FENGQIAO_HOTSPOT_CHECK_MINUTES", 60)),
+        "HOTSPOT_DAYS": _int("FENGQIAO_HOTSPOT_DAYS", 7),
+        "HOTSPOT_BASELINE_WINDOWS": _int("FENGQIAO_HOTSPOT_BASELINE_WINDOWS", 8),
+        "HOTSPOT_ALPHA": float(os.environ.get("FENGQIAO_HOTSPOT_ALPHA", 0.01)),
+        "HOTSPOT_MIN_COUNT": _int("FENGQIAO_HOTSPOT_MIN_COUNT", 3),
         "PASSWORD_PROFILE": os.environ.get("FENGQIAO_PASSWORD_PROFILE", "RFC_9106_LOW_MEMORY"),
         # Login throttling: failures counted per user name and per client address.
         "LOGIN_WINDOW_SECONDS": _int("FENGQIAO_LOGIN_WINDOW_SECONDS", 15 * 60),

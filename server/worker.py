@@ -1,7 +1,9 @@
-"""The background worker (``flask worker``): the escalation sweep and the push dispatcher.
+"""The background worker (``flask worker``): the escalation sweep, the early warning and the
+push dispatcher.
 
 Each pass sweeps for what is due (reminders, escalations, supervision, unacknowledged
-tasks) and then sends the outbox's due pushes. Between passes it waits the interval, or
+tasks), looks for cells turning hot every ``HOTSPOT_CHECK_MINUTES`` (docs/STATS.md), and
+then sends the outbox's due pushes. Between passes it waits the interval, or
 less: a new outbox row wakes it at once (``LISTEN fengqiao_outbox``, notified by the
 outbox's insert trigger). Any number of workers may run side by side: both the sweep and
 the dispatcher claim rows with ``SKIP LOCKED``. Each pass is told the time by a clock, so
@@ -13,14 +15,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
+from flask import current_app
 
 from server.extensions import db
 from server.models._base import utcnow
 from server.notifications.dispatcher import DispatchReport, dispatch
 from server.notifications.senders import PushSender
+from server.services.hotspots import configured_rules, raise_alerts
 from server.services.sweep import SweepReport, sweep
 
 log = logging.getLogger("fengqiao.worker")
@@ -31,6 +35,7 @@ CHANNEL = "fengqiao_outbox"
 class PassReport:
     sweep: SweepReport
     push: DispatchReport
+    alerts: int = 0  # hotspot alerts raised (early warning), when the pass looked for them
 
 
 class OutboxListener:
@@ -57,13 +62,19 @@ def run(*, interval_s: float, sender: PushSender, clock: Callable[[], datetime] 
     """Pass after pass until ``stop()`` (or ``passes`` passes); returns the passes made. A
     pass that fails (the database went away, a bug) is logged and the loop goes on."""
     listener = _listener() if listen else None
-    done = 0
+    done, alerts_checked = 0, None
+    every = timedelta(minutes=current_app.config["HOTSPOT_CHECK_MINUTES"])
     try:
         while not stop() and (passes is None or done < passes):
             started = time.monotonic()
             try:
                 now = clock()
-                report = PassReport(sweep(now), dispatch(now, sender))
+                swept, alerts = sweep(now), 0
+                if alerts_checked is None or now - alerts_checked >= every:  # early warning, now and then
+                    alerts = raise_alerts(now, configured_rules(current_app.config))
+                    db.session.commit()
+                    alerts_checked = now
+                report = PassReport(swept, dispatch(now, sender), alerts)
                 if on_pass:
                     on_pass(report)
             except Exception:

@@ -18,6 +18,7 @@ KIND_LABELS = {
     "escalated_out": ("案件已上报上级", "Case escalated above you"),
     "supervised": ("督办", "Under supervision"),
     "returned": ("案件下派", "Case sent back down"),
+    "hotspot": ("风险预警", "Risk warning"),
 }
 KINDS = tuple(KIND_LABELS)
 # Told at once whatever the hour: new work and cases that rose or are under supervision.

@@ -4,13 +4,14 @@ from .incidents import (
     Category, Extension, IdempotencyKey, Incident, IncidentEvent, IncidentFollower, IncidentPhoto, Mediation,
     MediationSession, Task,
 )
-from .notifications import CalendarDay, EscalationOverride, Notification, OutboxAttempt, OutboxMessage
+from .notifications import CalendarDay, EscalationOverride, HotspotAlert, Notification, OutboxAttempt, OutboxMessage
 from .people import Department, Device, GridAssignment, User
 from .territory import Region
 
 __all__ = [
     "AuthSession", "CalendarDay", "Category", "Department", "Device", "EscalationOverride", "Extension",
-    "GridAssignment", "IdempotencyKey", "Incident", "IncidentEvent", "IncidentFollower", "IncidentPhoto",
+    "GridAssignment", "HotspotAlert", "IdempotencyKey", "Incident", "IncidentEvent", "IncidentFollower",
+    "IncidentPhoto",
     "LoginAttempt", "Mediation", "MediationSession", "Notification", "OutboxAttempt", "OutboxMessage",
     "RefreshToken", "Region", "Task", "User",
 ]

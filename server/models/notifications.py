@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -140,3 +141,22 @@ class OutboxAttempt(db.Model):
     detail: Mapped[str | None] = mapped_column(String(500))
 
     __table_args__ = (Index("ix_outbox_attempts_outbox", "outbox_id"),)
+
+
+class HotspotAlert(db.Model):
+    """An early warning (预警) raised for a cell turning hot for a category group: once per
+    cell and group within a window, so a place that stays hot is not announced again and again."""
+
+    __tablename__ = "hotspot_alerts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"))  # the cell
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))  # the category group
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reports: Mapped[int] = mapped_column(Integer)
+    baseline_mean: Mapped[float] = mapped_column(Float)
+    p_value: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_hotspot_alerts_place", "region_id", "category_id", "window_end"),)

@@ -11,15 +11,17 @@ import json
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from geo.geometry import from_db
 from server.domain.hotspots import HotspotRules, judge
 from server.domain.permissions import STATS_READ, Actor
-from server.domain.territory import level_rank
+from server.domain.territory import ancestor_ids, level_rank
 from server.errors import InvalidInput
 from server.extensions import db
+from server.models import Category, HotspotAlert, Region
 
+from . import notify
 from .access import require
 from .regions import get_region
 
@@ -66,6 +68,71 @@ ORDER BY count(*) DESC, min(k.id)
 """)
 
 
+def find_hot(path: str, level: str, end: datetime, rules: HotspotRules) -> list[dict]:
+    """The hot (unit, category group) pairs below ``path`` for the window ending at ``end``:
+    unit and group ids, reports, baseline mean, ratio and p-value, unordered."""
+    window = timedelta(days=rules.days)
+    params = {"path": path, "unit_pos": 0 if level == "grid" else level_rank(level) + 2,
+              "window_start": end - window, "window_end": end, "min_count": rules.min_count,
+              "baseline_start": end - window - rules.baseline_windows * window}
+    hot = []
+    for row in db.session.execute(_COUNTS, params):
+        is_hot, p, mean = judge(row.reports, row.past, rules)
+        if is_hot and row.unit is not None:
+            hot.append({"unit": row.unit, "group": row.category_group, "reports": row.reports,
+                        "baseline_mean": round(mean, 3), "p_value": p,
+                        "ratio": None if mean == 0 else round(row.reports / mean, 2)})
+    return hot
+
+
+def configured_rules(config) -> HotspotRules:
+    """The early warning's test, from the settings (``HOTSPOT_*``)."""
+    return HotspotRules(days=config["HOTSPOT_DAYS"], baseline_windows=config["HOTSPOT_BASELINE_WINDOWS"],
+                        alpha=config["HOTSPOT_ALPHA"], min_count=config["HOTSPOT_MIN_COUNT"])
+
+
+def raise_alerts(now: datetime, rules: HotspotRules) -> int:
+    """Early warning (预警): for each cell of the city turning hot for a category group, an
+    alert, and an inbox entry and a push (through the outbox) for the supervisors of its
+    community and street — once per cell and group within a window: a cell that stays hot
+    is not announced again until a window has passed since its last alert. Returns the
+    alerts raised. No commit: the caller's transaction holds the alerts and their messages."""
+    db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext('fengqiao:hotspot-alerts'))"))  # one at a time
+    window = timedelta(days=rules.days)
+    hot = find_hot("/", "grid", now, rules)
+    if not hot:
+        return 0
+    recent = {(row.region_id, row.category_id) for row in db.session.execute(
+        select(HotspotAlert.region_id, HotspotAlert.category_id).where(HotspotAlert.window_end > now - window))}
+    fresh = [h for h in hot if (h["unit"], h["group"]) not in recent]
+    if not fresh:
+        return 0
+    cells = {r.id: r for r in db.session.scalars(select(Region).where(Region.id.in_({h["unit"] for h in fresh})))}
+    groups = {c.id: c for c in db.session.scalars(select(Category).where(Category.id.in_({h["group"] for h in fresh})))}
+    places = {}
+    for cell in cells.values():
+        ids = ancestor_ids(cell.path)
+        places[cell.id] = [(ids[level_rank(level)], level) for level in ("community", "street")
+                           if level_rank(level) < len(ids)]
+    managers = notify.supervisors({place for found in places.values() for place in found})
+    tells = []
+    for h in sorted(fresh, key=lambda h: h["p_value"]):
+        cell, group = cells[h["unit"]], groups[h["group"]]
+        alert = HotspotAlert(region_id=cell.id, category_id=group.id, window_start=now - window, window_end=now,
+                             reports=h["reports"], baseline_mean=h["baseline_mean"], p_value=h["p_value"],
+                             created_at=now)
+        db.session.add(alert)
+        db.session.flush()
+        told = tuple(sorted({user for place in places[cell.id] for user in managers.get(place, [])}))
+        subject = notify.Subject(
+            None, f"{group.name}：{rules.days}天内{h['reports']}起（以往每{rules.days}天{h['baseline_mean']:g}起）",
+            f"{group.name_en}: {h['reports']} in {rules.days} days (usually {h['baseline_mean']:g})",
+            cell.name)
+        tells.append(notify.Tell(told, "hotspot", subject, f"hotspot:{alert.id}"))
+    notify.tell(tells, now)
+    return len(fresh)
+
+
 def hotspots(actor: Actor, region_id: int, level: str, end: datetime, rules: HotspotRules,
              radius_m: float, repeat_min: int) -> dict:
     """The hot units of ``level`` in the region for the window of ``rules.days`` ending at
@@ -76,18 +143,8 @@ def hotspots(actor: Actor, region_id: int, level: str, end: datetime, rules: Hot
     if level_rank(level) <= level_rank(region.level):
         raise InvalidInput("stats.invalid_level", f"Hotspots of a {region.level} are of a level below it.",
                            errors={"level": [f"Choose a level below {region.level}."]})
-    window = timedelta(days=rules.days)
-    window_start = end - window
-    params = {"path": region.path, "unit_pos": 0 if level == "grid" else level_rank(level) + 2,
-              "window_start": window_start, "window_end": end, "min_count": rules.min_count,
-              "baseline_start": window_start - rules.baseline_windows * window}
-    hot = []
-    for row in db.session.execute(_COUNTS, params):
-        is_hot, p, mean = judge(row.reports, row.past, rules)
-        if is_hot and row.unit is not None:
-            hot.append({"unit": row.unit, "group": row.category_group, "reports": row.reports,
-                        "baseline_mean": round(mean, 3), "p_value": p,
-                        "ratio": None if mean == 0 else round(row.reports / mean, 2)})
+    window_start = end - timedelta(days=rules.days)
+    hot = find_hot(region.path, level, end, rules)
     units = {}
     if hot:
         for row in db.session.execute(_UNITS, {"units": sorted({h["unit"] for h in hot}),

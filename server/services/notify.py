@@ -34,9 +34,10 @@ MIN_TTL = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class Subject:
-    """What a message says of its incident: number, category (zh/en) and address."""
+    """What a message says of its incident: number, category (zh/en) and address; of what
+    is no one incident (a hotspot), no number: ``id`` None."""
 
-    id: int
+    id: int | None
     category: str
     category_en: str
     address: str | None = None
@@ -123,7 +124,8 @@ def _texts(tell: Tell) -> tuple[str, str, str, str]:
     zh, en = KIND_LABELS[tell.kind]
     subject = tell.subject
     where = f" · {subject.address}" if subject.address else ""
-    body, body_en = f"#{subject.id} {subject.category}{where}", f"#{subject.id} {subject.category_en}{where}"
+    number = "" if subject.id is None else f"#{subject.id} "
+    body, body_en = f"{number}{subject.category}{where}", f"{number}{subject.category_en}{where}"
     if tell.level is not None:
         level_zh, level_en = LEVEL_LABELS[tell.level]
         body, body_en = f"{body}（{level_zh}）", f"{body_en} ({level_en})"
@@ -200,7 +202,7 @@ def _pushes(message: Tell, notification_id: int, devices: Iterable[int], now: da
             "created_at": now, "not_before": not_before, "next_attempt_at": not_before, "expires_at": expires,
             "payload": {
                 "type": message.kind, "message_id": str(message_id), "notification_id": str(notification_id),
-                "incident_id": str(message.subject.id), "task_id": str(message.task_id or ""),
+                "incident_id": str(message.subject.id or ""), "task_id": str(message.task_id or ""),
                 "level": message.level or "", "deadline": deadline.isoformat() if deadline else "",
                 "title": title, "title_en": title_en,
             },

@@ -87,3 +87,32 @@ def test_streets_scope_and_bad_arguments(tree, history, client_for):
                    {"radius_m": 5000}):
         response = city.get(f"/api/v1/stats/regions/{tree['C'].id}/hotspots", params=params)
         assert response.status_code == 422, params
+
+
+def test_a_cell_turning_hot_warns_its_supervisors_once(tree, history, app):
+    from sqlalchemy import func, select
+
+    from server.domain.hotspots import HotspotRules
+    from server.models import Device, HotspotAlert, Notification, OutboxMessage
+    from server.services.hotspots import raise_alerts
+
+    db.session.add(Device(user_id=tree["community"].id, token="community-phone", token_kind="registration_token",
+                          platform="android"))
+    db.session.commit()
+    rules = HotspotRules()
+    assert raise_alerts(END, rules) == 2  # G1's fights and G2's: the cells of the hot pairs
+    db.session.commit()
+    alerts = db.session.scalars(select(HotspotAlert).order_by(HotspotAlert.p_value)).all()
+    assert [(a.region_id, a.reports) for a in alerts] == [(tree["G1"].id, 6), (tree["G2"].id, 4)]
+    told = db.session.execute(select(Notification.user_id, Notification.kind, Notification.body, Notification.title)
+                              .order_by(Notification.id)).all()
+    # the community's and the street's supervisors of each cell, in their inbox, in Chinese and English
+    assert sorted((row.user_id, row.kind) for row in told) == sorted(
+        [(tree["community"].id, "hotspot"), (tree["street"].id, "hotspot")] * 2)
+    assert told[0].title == "风险预警" and "6起" in told[0].body and tree["G1"].name in told[0].body
+    pushes = db.session.scalars(select(OutboxMessage)).all()
+    assert len(pushes) == 2 and all(p.payload["type"] == "hotspot" and p.payload["incident_id"] == "" for p in pushes)
+    # still hot an hour later: no storm, nothing new
+    assert raise_alerts(END + timedelta(hours=1), rules) == 0
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == 4
