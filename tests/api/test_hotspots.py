@@ -89,7 +89,7 @@ def test_streets_scope_and_bad_arguments(tree, history, client_for):
         assert response.status_code == 422, params
 
 
-def test_a_cell_turning_hot_warns_its_supervisors_once(tree, history, app):
+def test_a_cell_turning_hot_warns_its_supervisors_once(tree, history, app, client_for):
     from sqlalchemy import func, select
 
     from server.domain.hotspots import HotspotRules
@@ -112,6 +112,8 @@ def test_a_cell_turning_hot_warns_its_supervisors_once(tree, history, app):
     assert told[0].title == "风险预警" and "6起" in told[0].body and tree["G1"].name in told[0].body
     pushes = db.session.scalars(select(OutboxMessage)).all()
     assert len(pushes) == 2 and all(p.payload["type"] == "hotspot" and p.payload["incident_id"] == "" for p in pushes)
+    inbox = client_for(tree["community"]).get("/api/v1/me/notifications").json()["items"]
+    assert [(n["kind"], n["incident_id"]) for n in inbox] == [("hotspot", None)] * 2
     # still hot an hour later: no storm, nothing new
     assert raise_alerts(END + timedelta(hours=1), rules) == 0
     db.session.commit()
