@@ -147,3 +147,21 @@ class HotspotsSchema(Schema):
     rules = fields.Dict()
     hotspots = fields.Dict(metadata={"description": "GeoJSON FeatureCollection: a point in each hot unit"})
     repeated = fields.Dict(metadata={"description": "GeoJSON FeatureCollection: the spots reported again and again"})
+
+
+class TrendArgsSchema(PeriodArgsSchema):
+    interval = fields.String(load_default="week", validate=validate.OneOf(("week", "month")))
+
+
+class TrendSeriesSchema(Schema):
+    category_group = fields.Dict()
+    reports = fields.List(fields.Integer(), metadata={"description": "One count a bucket, in the buckets' order"})
+    total = fields.Integer()
+
+
+class TrendsSchema(Schema):
+    region = fields.Nested(RegionRefSchema)
+    period = fields.Dict()
+    interval = fields.String()
+    buckets = fields.List(fields.String(), metadata={"description": "Each bucket's first day (weeks from Monday)"})
+    series = fields.List(fields.Nested(TrendSeriesSchema))

@@ -1,7 +1,7 @@
 """Evaluation (考核): a region's figures, its children's, their ranking (docs/STATS.md)."""
 from schemas.stats import (
     DepartmentStatsSchema, HotspotArgsSchema, HotspotsSchema, PeriodArgsSchema, RegionStatsArgsSchema,
-    RegionStatsSchema, WorkerStatsSchema,
+    RegionStatsSchema, TrendArgsSchema, TrendsSchema, WorkerStatsSchema,
 )
 from server.auth import login_required
 from server.domain.hotspots import HotspotRules
@@ -61,3 +61,13 @@ def region_hotspots(actor, args, region_id):
                          min_count=args["min_count"])
     return hotspot_service.hotspots(actor, region_id, args["level"], args["end"] or utcnow(), rules,
                                     args["radius_m"], args["repeat_min"])
+
+
+@blp.get("/regions/<id:region_id>/trends")
+@login_required
+@blp.arguments(TrendArgsSchema, location="query")
+@blp.response(200, TrendsSchema)
+@errors(blp, 401, 403, 404, 422)
+def region_trends(actor, args, region_id):
+    """The region's reports by category group and week or month (managers, inside their scope)"""
+    return service.trends(actor, region_id, service.Period(args["from_"], args["to"]), args["interval"])

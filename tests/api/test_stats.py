@@ -214,3 +214,19 @@ def test_departments_and_workers(tree, cases, client_for):
     assert city.get(f"/api/v1/stats/regions/{tree['D2'].id}/departments", params=Q1).json()["departments"] == []
     bad = city.get(f"/api/v1/stats/regions/{tree['C'].id}/workers", params={"from": "2026-01-01"})
     assert bad.status_code == 422 and "to" in bad.json()["errors"]
+
+
+def test_trends_by_category_group_and_month_or_week(tree, cases, client_for):
+    city = client_for(tree["city"])
+    got = city.get(f"/api/v1/stats/regions/{tree['C'].id}/trends", params=Q1 | {"interval": "month"}).json()
+    assert got["buckets"] == ["2026-01-01", "2026-02-01", "2026-03-01"]
+    # fights: A and B in January, D in February, E and G in March (H, rejected, is no problem);
+    # disputes: C in February, F in March
+    assert [(s["category_group"]["code"], s["reports"], s["total"]) for s in got["series"]] == [
+        ("07", [2, 1, 2], 5), ("06", [0, 1, 1], 2)]
+    weekly = city.get(f"/api/v1/stats/regions/{tree['C'].id}/trends", params=Q1).json()
+    assert weekly["buckets"][0] == "2025-12-29" and len(weekly["buckets"]) == 14  # Mondays meeting the quarter
+    # A (Monday 5 January) and B (Saturday 10 January) in the week of 5 January
+    assert sum(weekly["series"][0]["reports"]) == 5 and weekly["series"][0]["reports"][1] == 2
+    bad = city.get(f"/api/v1/stats/regions/{tree['C'].id}/trends", params=Q1 | {"interval": "day"})
+    assert bad.status_code == 422 and "interval" in bad.json()["errors"]
