@@ -250,3 +250,24 @@ def test_a_gcj02_basemap_is_drawn_under_the_regions_which_are_shifted_to_meet_it
         assert stops[6][1] == pytest.approx([d * 2 ** 24 for d in expected], rel=1e-6)
     # some 600 m in Guangzhou, about 2.2 m a pixel at zoom 15 (512-pixel tiles): 250–300 pixels
     assert 250 < math.hypot(*expected) * 2 ** 15 < 300
+
+
+def test_a_street_supervisor_sees_the_hotspots_of_the_street(db, live_server, browser):
+    from datetime import timedelta
+
+    from server.models._base import utcnow
+    from tests.builders import standard_categories
+
+    tree = build_tree()
+    litter = standard_categories()["0101"]
+    for n in range(4):  # four reports of litter in G2 this week, none before: hot (p ≈ 0.002)
+        make_incident(litter, tree["G2"], tree["grid_worker"], at=point_in(tree["G2"], 0.2 + 0.15 * n, 0.3),
+                      reported_at=utcnow() - timedelta(hours=n + 1))
+    browser.get(f"{live_server}/map")
+    browser.find_element(By.NAME, "username").send_keys(tree["street"].username)
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "#login button").click()
+    hot = wait_for(lambda: rendered(browser, "hotspots"), what="the hotspots")
+    assert len(hot) == 1 and browser.find_element(By.ID, "hotspots-toggle").is_displayed()
+    browser.find_element(By.ID, "f-hotspots").click()  # hidden on demand
+    wait_for(lambda: not rendered(browser, "hotspots"), what="the hotspots hidden")

@@ -13,7 +13,7 @@ const TEXT = {
     level: "层级", light: "信号灯", due: "办结时限", reported: "上报时间", address: "地址",
     timeline: "流转记录", close: "关闭", cases_open: "未结案件", empty: "暂无",
     accept: "立案", verify: "核查结案", dispatch: "派遣", dispatch_to: "派遣给", note: "说明",
-    worker: "网格员", department: "部门",
+    worker: "网格员", department: "部门", hotspots: "风险点", hotspot_reports: "近期上报", usual: "以往",
   },
   en: {
     title: "Fengqiao · grid map", username: "User name", password: "Password", signin: "Sign in",
@@ -24,7 +24,7 @@ const TEXT = {
     light: "Light", due: "Due", reported: "Reported", address: "Address", timeline: "Timeline",
     close: "Close", cases_open: "Open cases", empty: "None", accept: "Accept", verify: "Verify and close",
     dispatch: "Dispatch", dispatch_to: "Dispatch to", note: "Note", worker: "Grid worker",
-    department: "Department",
+    department: "Department", hotspots: "Hotspots", hotspot_reports: "Reports lately", usual: "usually",
   },
 };
 const LIGHT_COLOURS = ["match", ["get", "light"], "red", "#d73027", "yellow", "#fdae61", "green", "#1a9850", "#d9d9d9"];
@@ -69,7 +69,7 @@ const mercator = ([lon, lat]) => [lon * Math.PI / 180 * EARTH_RADIUS,
 // (recomputed as the map moves: exact at the centre, within metres across a street's view);
 // the translation in pixels doubles with each zoom level.
 const SHIFTED = { regions: "fill-translate", "regions-line": "line-translate", clusters: "circle-translate",
-  incidents: "circle-translate" };
+  incidents: "circle-translate", hotspots: "circle-translate" };
 function shiftToBasemap() {
   if (basemapCrs !== "gcj02") return;
   const centre = map.getCenter().toArray();
@@ -161,7 +161,8 @@ function buildMap(scope, config) {
   const basemap = config.basemap;
   basemapCrs = basemap ? basemap.crs : "wgs84";
   const [southWest, northEast] = bounds(scope.geometry);
-  const sources = { fq: { type: "vector", tiles: [tileUrl()], minzoom: 0, maxzoom: 22 } };
+  const sources = { fq: { type: "vector", tiles: [tileUrl()], minzoom: 0, maxzoom: 22 },
+    hotspots: { type: "geojson", data: { type: "FeatureCollection", features: [] } } };
   const under = [{ id: "background", type: "background", paint: { "background-color": "#f4f1ea" } }];
   if (basemap) {
     sources.basemap = { type: "raster", tiles: [basemap.url], tileSize: 256, attribution: basemap.attribution };
@@ -192,6 +193,9 @@ function buildMap(scope, config) {
         { id: "incidents", type: "circle", source: "fq", "source-layer": "incidents",
           paint: { "circle-color": LIGHT_COLOURS, "circle-radius": 6, "circle-stroke-color": "#fff",
                    "circle-stroke-width": 1.5 } },
+        { id: "hotspots", type: "circle", source: "hotspots",
+          paint: { "circle-color": "rgba(118, 42, 131, 0.15)", "circle-radius": 18, "circle-stroke-color": "#762a83",
+                   "circle-stroke-width": 2.5 } },
       ],
     },
   });
@@ -210,6 +214,14 @@ function buildMap(scope, config) {
     map.on("mouseleave", layer, () => { map.getCanvas().style.cursor = ""; });
   });
   map.on("idle", drawLabels);
+  map.on("click", "hotspots", (e) => {
+    const p = e.features[0].properties;
+    const group = JSON.parse(p.category_group), region = JSON.parse(p.region);
+    new maplibregl.Popup().setLngLat(e.lngLat).setHTML(
+      `<strong>${escapeHtml(lang === "zh" ? region.name : region.name_en || region.name)}</strong><br>` +
+      `${escapeHtml(lang === "zh" ? group.name : group.name_en)} · ${t("hotspot_reports")} ${p.reports}` +
+      ` (${t("usual")} ${p.baseline_mean}) · p = ${Number(p.p_value).toPrecision(2)}`).addTo(map);
+  });
   map.on("load", shiftToBasemap);
   map.on("moveend", shiftToBasemap);
   window.fengqiaoMap = map; // for the browser test: the rendered features
@@ -370,6 +382,17 @@ function dispatchForm(incident, targets) {
   return form;
 }
 
+// Hotspots (风险研判) of the user's region, for the managers who may read them: the cells
+// whose reports this week exceed their own past (docs/STATS.md), as rings over the map.
+const MANAGERS = ["admin", "city", "district", "street", "community"];
+async function loadHotspots(me) {
+  if (!MANAGERS.includes(me.role)) return;
+  $("hotspots-toggle").hidden = false;
+  const found = await api(`/api/v1/stats/regions/${me.region.id}/hotspots`);
+  if (!map.getSource("hotspots")) await new Promise((resolve) => map.once("load", resolve));
+  map.getSource("hotspots").setData(found.hotspots);
+}
+
 async function loadCategories() {
   const page = await api("/api/v1/categories?page_size=500");
   const select = $("f-category");
@@ -432,7 +455,7 @@ async function start() {
       api("/api/v1/map/config")]);
     if (map) map.remove();
     buildMap(scope, config);
-    await Promise.all([loadCategories(), loadLists()]);
+    await Promise.all([loadCategories(), loadLists(), loadHotspots(me)]);
     follow(null);
   } catch (error) {
     $("login-error").textContent = error.message;
@@ -452,6 +475,9 @@ document.addEventListener("DOMContentLoaded", () => {
     if (map) drawLabels();
   });
   ["f-status", "f-category"].forEach((id) => $(id).addEventListener("change", refreshTiles));
+  $("f-hotspots").addEventListener("change", (e) => {
+    if (map) map.setLayoutProperty("hotspots", "visibility", e.target.checked ? "visible" : "none");
+  });
   document.querySelectorAll("input[name=light]").forEach((box) => box.addEventListener("change", refreshTiles));
   if (token) start(); else signOut();
 });
