@@ -358,3 +358,9 @@ class NearbyIncidentSchema(IncidentSchema):
 
 class NearbySchema(Schema):
     items = fields.List(fields.Nested(NearbyIncidentSchema))
+
+
+class IncidentExportArgsSchema(IncidentQueryArgsSchema):
+    """The list's filters and sort, and the language of the export's headers and labels."""
+
+    lang = fields.String(load_default="zh", validate=validate.OneOf(("zh", "en")))

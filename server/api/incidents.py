@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 
-from flask import current_app, request
+from flask import current_app, request, stream_with_context
 from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError
 
 from schemas.incidents import (
-    ActionSchema, DispatchTargetsSchema, IncidentDetailSchema, IncidentPageSchema, IncidentQueryArgsSchema,
-    IncidentReportSchema,
+    ActionSchema, DispatchTargetsSchema, IncidentDetailSchema, IncidentExportArgsSchema, IncidentPageSchema,
+    IncidentQueryArgsSchema, IncidentReportSchema,
     MediationSchema, MediationSessionSchema, NearbyQueryArgsSchema, NearbySchema, PhotoSchema,
     PhotoUploadArgsSchema,
 )
@@ -18,7 +18,8 @@ from server.domain.incidents import ACTIONS, OWN_ENDPOINT_ACTIONS, PHOTO_KINDS
 from server.errors import BadRequest, InvalidInput
 from server.services import incident_queries as queries
 from server.services import incidents as service
-from server.services import photos
+from server.models._base import utcnow
+from server.services import exports, photos
 
 from .common import Blueprint, accepts, errors, parse_json
 
@@ -111,6 +112,22 @@ def list_incidents(actor, args):
     """List the incidents you can see."""
     page, page_size = args.pop("page"), args.pop("page_size")
     return queries.list_incidents(actor, queries.IncidentFilter(**args), page, page_size)
+
+
+@blp.get("/export.csv")
+@login_required
+@blp.arguments(IncidentExportArgsSchema, location="query")
+@blp.response(200, content_type="text/csv", description="UTF-8 CSV with a byte-order mark, streamed")
+@errors(blp, 401, 422)
+def export_incidents(actor, args):
+    """Export the incidents you can see as CSV (the list's filters; contacts masked; lang=zh|en headers)."""
+    args.pop("page"), args.pop("page_size")
+    lang = args.pop("lang")
+    chunks = exports.incident_csv(actor, queries.IncidentFilter(**args), lang)
+    response = current_app.response_class(stream_with_context(chunks), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="incidents-{utcnow():%Y%m%d}.csv"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @blp.get("/nearby")
