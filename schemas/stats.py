@@ -1,9 +1,9 @@
 """Evaluation figures (考核, docs/STATS.md): the query and the answer."""
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from server.services.stats import DEFAULT_WEIGHTS
+from server.services.stats import DEFAULT_WEIGHTS, Period
 
 from .regions import RegionRefSchema
 
@@ -46,6 +46,11 @@ class RegionStatsArgsSchema(Schema):
             raise ValidationError("to must be after from.", "to")
         if start and end and (end - start).days > MAX_PERIOD_DAYS:
             raise ValidationError(f"A period is at most {MAX_PERIOD_DAYS} days.", "to")
+
+    @post_load
+    def _as_period(self, data, **kwargs):
+        data["period"] = Period(data.pop("from_"), data.pop("to"))
+        return data
 
 
 class ChildStatsSchema(Schema):

@@ -22,8 +22,7 @@ blp = Blueprint("stats", __name__, url_prefix="/stats", description="Evaluation 
 def region_stats(actor, args, region_id):
     """A region's figures over a period, each child's with score and rank, compared with the
     period before and the year before (managers, inside their scope)"""
-    period = service.Period(args["from_"], args["to"])
-    return service.region_stats(actor, region_id, period, args["weights"])
+    return service.region_stats(actor, region_id, args["period"], args["weights"])
 
 
 @blp.get("/regions/<id:region_id>/departments")
@@ -34,7 +33,7 @@ def region_stats(actor, args, region_id):
 def department_stats(actor, args, region_id):
     """The departments given tasks for the region's cases in a period: tasks, acknowledged on
     time, done, hours (managers, inside their scope)"""
-    return service.department_stats(actor, region_id, service.Period(args["from_"], args["to"]))
+    return service.department_stats(actor, region_id, args["period"])
 
 
 @blp.get("/regions/<id:region_id>/workers")
@@ -45,7 +44,7 @@ def department_stats(actor, args, region_id):
 def worker_stats(actor, args, region_id):
     """The region's grid workers in a period: reports, valid reports, resolved on the spot,
     tasks acknowledged on time and done (managers, inside their scope)"""
-    return service.worker_stats(actor, region_id, service.Period(args["from_"], args["to"]))
+    return service.worker_stats(actor, region_id, args["period"])
 
 
 @blp.get("/regions/<id:region_id>/hotspots")
@@ -70,4 +69,4 @@ def region_hotspots(actor, args, region_id):
 @errors(blp, 401, 403, 404, 422)
 def region_trends(actor, args, region_id):
     """The region's reports by category group and week or month (managers, inside their scope)"""
-    return service.trends(actor, region_id, service.Period(args["from_"], args["to"]), args["interval"])
+    return service.trends(actor, region_id, args["period"], args["interval"])
