@@ -137,6 +137,12 @@ class HotspotArgsSchema(Schema):
     level = fields.String(load_default="grid", validate=validate.OneOf(("district", "street", "community", "grid")),
                           metadata={"description": "The units judged: cells (default) or regions of a level"})
     end = fields.AwareDateTime(load_default=None, metadata={"description": "The window's end (default: now)"})
+
+    @validates_schema
+    def _end(self, data, **kwargs):
+        end = data.get("end")
+        if end is not None and not 2000 <= end.year <= 2100:
+            raise ValidationError("The window's end must be between the years 2000 and 2100.", "end")
     days = fields.Integer(load_default=7, validate=validate.Range(min=1, max=92))
     baseline_windows = fields.Integer(load_default=8, validate=validate.Range(min=1, max=52))
     alpha = fields.Float(load_default=0.01, validate=validate.Range(min=0, max=0.5, min_inclusive=False))

@@ -84,7 +84,7 @@ def test_streets_scope_and_bad_arguments(tree, history, client_for):
     bad = city.get(f"/api/v1/stats/regions/{tree['K1'].id}/hotspots", params={"level": "street"})
     assert bad.status_code == 422 and bad.json()["code"] == "stats.invalid_level"
     for params in ({"alpha": 0}, {"days": 0}, {"level": "planet"}, {"end": "2026-01-01T00:00:00"},
-                   {"radius_m": 5000}):
+                   {"radius_m": 5000}, {"end": "0001-01-02T00:00:00+00:00"}, {"end": "9999-12-31T00:00:00+00:00"}):
         response = city.get(f"/api/v1/stats/regions/{tree['C'].id}/hotspots", params=params)
         assert response.status_code == 422, params
 
