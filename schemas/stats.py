@@ -42,6 +42,9 @@ class RegionStatsArgsSchema(Schema):
     @validates_schema
     def _period(self, data, **kwargs):
         start, end = data.get("from_"), data.get("to")
+        for name, day in (("from", start), ("to", end)):
+            if day is not None and not 2000 <= day.year <= 2100:
+                raise ValidationError("A day between the years 2000 and 2100.", name)
         if start and end and not start < end:
             raise ValidationError("to must be after from.", "to")
         if start and end and (end - start).days > MAX_PERIOD_DAYS:

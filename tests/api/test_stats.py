@@ -183,6 +183,8 @@ def test_a_street_sees_its_own_figures_and_nothing_else(tree, cases, client_for)
     ({"from": "2020-01-01", "to": "2026-01-01"}, "to"),
     ({"from": "2026-13-01", "to": "2026-04-01"}, "from"),
     ({"to": "2026-04-01"}, "from"),
+    ({"from": "0001-01-01", "to": "0001-04-01"}, "from"),
+    ({"from": "9999-01-01", "to": "9999-04-01"}, "from"),
     (Q1 | {"weights": "closure:25,bribes:75"}, "weights"),
     (Q1 | {"weights": "closure:abc"}, "weights"),
     (Q1 | {"weights": "closure:0"}, "weights"),
