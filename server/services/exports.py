@@ -1,5 +1,5 @@
 """Exports (导出, docs/STATS.md): the incidents a list shows, as CSV streamed row by row from
-a server-side cursor — scoped as the list is, filtered by the list's own filters, personal
+a server-side cursor or as an Excel workbook — scoped as the list is, filtered by the list's own filters, personal
 data masked whoever asks (an export leaves the system).
 
 Read-only.
@@ -13,6 +13,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from openpyxl import Workbook
 from sqlalchemy import select
 
 from schemas.incidents import mask_name, mask_phone
@@ -20,13 +21,15 @@ from server.domain.escalation import LIGHT_LABELS, RUNNING_STATES, light
 from server.domain.incidents import PRIORITY_LABELS, SOURCE_LABELS, STATE_LABELS
 from server.domain.permissions import Actor
 from server.domain.territory import LEVEL_LABELS
+from server.errors import BadRequest
 from server.extensions import db
 from server.models import Category, Incident, Region
 from server.models._base import utcnow
 
 from .incident_queries import IncidentFilter, incident_query
 
-BATCH = 1000  # rows fetched from the cursor at a time
+BATCH = 1000  # rows fetched from the cursor, and sent, at a time
+XLSX_MAX_ROWS = 200_000  # a workbook is built in memory before it is sent
 COLUMNS = [  # (header zh, header en)
     ("编号", "id"), ("上报时间", "reported_at"), ("分类代码", "category_code"), ("分类", "category"),
     ("状态", "status"), ("层级", "level"), ("信号灯", "light"), ("优先级", "priority"), ("来源", "source"),
@@ -47,10 +50,10 @@ def _label(labels: dict, key: str | None, lang: str) -> str:
     return key if pair is None else pair[0 if lang == "zh" else 1]
 
 
-def incident_csv(actor: Actor, f: IncidentFilter, lang: str = "zh") -> Iterator[str]:
-    """The CSV text of the incidents the actor may see that pass ``f``, newest first, a chunk
-    at a time: a byte-order mark (Excel reads UTF-8 by it), the header in ``lang``, then the
-    rows, labels in ``lang``, times in the city's zone, contacts masked."""
+def _incident_rows(actor: Actor, f: IncidentFilter, lang: str) -> Iterator[list]:
+    """The header in ``lang``, then a list of values for each incident the actor may see that
+    passes ``f``, newest first, fetched from a server-side cursor ``BATCH`` rows at a time:
+    labels in ``lang``, times in the city's zone, contacts masked, formulas defused."""
     zone = ZoneInfo(current_app.config["TIMEZONE"])
     now = utcnow()
     stmt = (select(Incident.id, Incident.reported_at, Category.code, Category.name, Category.name_en,
@@ -62,23 +65,56 @@ def incident_csv(actor: Actor, f: IncidentFilter, lang: str = "zh") -> Iterator[
             .where(incident_query(actor, f).whereclause)
             .order_by(Incident.reported_at.desc(), Incident.id.desc())
             .execution_options(yield_per=BATCH))
+    yield [zh if lang == "zh" else en for zh, en in COLUMNS]
+    # a connection of the export's own, in one repeatable-read transaction: a server-side
+    # cursor needs a transaction (the API's reads run in autocommit), and every row comes from
+    # one snapshot however long the export takes
+    with db.engine.connect().execution_options(isolation_level="REPEATABLE READ") as connection:
+        with connection.begin():
+            yield from (_values(r, zone, now, lang) for r in connection.execute(stmt))
+
+
+def _values(r, zone: ZoneInfo, now, lang: str) -> list:
+    """One incident's row of the export."""
+    lit = light(now, r.yellow_at, r.due_at, running=r.status in RUNNING_STATES)
+    return [r.id, _when(r.reported_at, zone), r.code, r.name if lang == "zh" else r.name_en,
+            _label(STATE_LABELS, r.status, lang), _label(LEVEL_LABELS, r.level, lang),
+            _label(LIGHT_LABELS, lit, lang), _label(PRIORITY_LABELS, r.priority, lang),
+            _label(SOURCE_LABELS, r.source, lang), r.cell_code, _safe(r.cell), _safe(r.address),
+            _when(r.due_at, zone), _when(r.resolved_at, zone), _when(r.closed_at, zone),
+            _label(LEVEL_LABELS, r.resolved_level, lang), mask_name(r.contact_name) or "",
+            mask_phone(r.contact_phone) or "", _safe(r.description)]
+
+
+def incident_csv(actor: Actor, f: IncidentFilter, lang: str = "zh") -> Iterator[str]:
+    """The incidents as CSV text, a chunk of ``BATCH`` rows at a time, after a byte-order
+    mark (Excel reads UTF-8 by it)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([zh if lang == "zh" else en for zh, en in COLUMNS])
-    yield "\ufeff" + buffer.getvalue()
-    for rows in db.session.execute(stmt).partitions():
-        buffer.seek(0)
-        buffer.truncate()
-        for r in rows:
-            lit = light(now, r.yellow_at, r.due_at, running=r.status in RUNNING_STATES)
-            writer.writerow([
-                r.id, _when(r.reported_at, zone), r.code, r.name if lang == "zh" else r.name_en,
-                _label(STATE_LABELS, r.status, lang), _label(LEVEL_LABELS, r.level, lang),
-                _label(LIGHT_LABELS, lit, lang), _label(PRIORITY_LABELS, r.priority, lang),
-                _label(SOURCE_LABELS, r.source, lang), r.cell_code, r.cell, r.address or "", _when(r.due_at, zone),
-                _when(r.resolved_at, zone), _when(r.closed_at, zone), _label(LEVEL_LABELS, r.resolved_level, lang),
-                mask_name(r.contact_name) or "", mask_phone(r.contact_phone) or "", _safe(r.description)])
-        yield buffer.getvalue()
+    yield "\ufeff"
+    for n, row in enumerate(_incident_rows(actor, f, lang), start=1):
+        writer.writerow(row)
+        if n % BATCH == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def incident_xlsx(actor: Actor, f: IncidentFilter, lang: str = "zh") -> bytes:
+    """The incidents as an Excel workbook (one sheet, written row by row in openpyxl's
+    write-only mode). Errors: export.too_large beyond ``XLSX_MAX_ROWS`` (a workbook is built
+    whole before it is sent: the CSV streams any size)."""
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("事件" if lang == "zh" else "Incidents")
+    for n, row in enumerate(_incident_rows(actor, f, lang)):
+        if n > XLSX_MAX_ROWS:
+            raise BadRequest("export.too_large", f"More than {XLSX_MAX_ROWS:,} incidents: narrow the filters, or "
+                                               "export them as CSV, which has no limit.")
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
 def _safe(text: str | None) -> str:

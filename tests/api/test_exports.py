@@ -40,3 +40,25 @@ def test_scope_and_bad_filters(tree, cases, client_for):
     assert [int(r["编号"]) for r in rows(department.get("/api/v1/incidents/export.csv"))] == [cases["police"].id]
     bad = client_for(tree["community"]).get("/api/v1/incidents/export.csv", params={"lang": "fr", "light": "blue"})
     assert bad.status_code == 422 and {"lang", "light"} <= set(bad.json()["errors"])
+
+
+def test_the_same_as_an_excel_workbook(tree, cases, client_for, monkeypatch):
+    from openpyxl import load_workbook
+
+    from server.services import exports
+
+    late = cases["late"]
+    late.contact_phone = "13812345678"
+    db.session.commit()
+    community = client_for(tree["community"])
+    response = community.get("/api/v1/incidents/export.xlsx", params={"status_group": "open"})
+    assert response.status_code == 200 and "spreadsheetml" in response.headers["Content-Type"]
+    sheet = load_workbook(io.BytesIO(response.content), read_only=True).active
+    header, *rows = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert header[:3] == ["编号", "上报时间", "分类代码"]
+    open_ = {c.id for c in cases.values() if c.region_path.startswith(tree["K1"].path) and c.status != "closed"}
+    assert {row[0] for row in rows} == open_  # ids as numbers
+    assert next(row for row in rows if row[0] == late.id)[17] == "138****5678"
+    monkeypatch.setattr(exports, "XLSX_MAX_ROWS", 1)
+    too_many = community.get("/api/v1/incidents/export.xlsx")
+    assert too_many.status_code == 400 and too_many.json()["code"] == "export.too_large"
