@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from openpyxl import Workbook
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from schemas.incidents import mask_name, mask_phone
 from server.domain.escalation import LIGHT_LABELS, RUNNING_STATES, light
@@ -50,21 +50,25 @@ def _label(labels: dict, key: str | None, lang: str) -> str:
     return key if pair is None else pair[0 if lang == "zh" else 1]
 
 
-def _incident_rows(actor: Actor, f: IncidentFilter, lang: str) -> Iterator[list]:
-    """The header in ``lang``, then a list of values for each incident the actor may see that
-    passes ``f``, newest first, fetched from a server-side cursor ``BATCH`` rows at a time:
-    labels in ``lang``, times in the city's zone, contacts masked, formulas defused."""
-    zone = ZoneInfo(current_app.config["TIMEZONE"])
-    now = utcnow()
-    stmt = (select(Incident.id, Incident.reported_at, Category.code, Category.name, Category.name_en,
+def _incident_select(actor: Actor, f: IncidentFilter):
+    """The incidents the actor may see that pass ``f``, newest first, with what an export shows."""
+    return (select(Incident.id, Incident.reported_at, Category.code, Category.name, Category.name_en,
                    Incident.status, Incident.level, Incident.priority, Incident.source, Region.code.label("cell_code"),
                    Region.name.label("cell"), Incident.address, Incident.due_at, Incident.yellow_at,
                    Incident.resolved_at, Incident.closed_at, Incident.resolved_level, Incident.contact_name,
                    Incident.contact_phone, Incident.description)
             .join(Category, Category.id == Incident.category_id).join(Region, Region.id == Incident.region_id)
             .where(incident_query(actor, f).whereclause)
-            .order_by(Incident.reported_at.desc(), Incident.id.desc())
-            .execution_options(yield_per=BATCH))
+            .order_by(Incident.reported_at.desc(), Incident.id.desc()))
+
+
+def _incident_rows(actor: Actor, f: IncidentFilter, lang: str) -> Iterator[list]:
+    """The header in ``lang``, then a list of values for each incident of ``_incident_select``,
+    fetched from a server-side cursor ``BATCH`` rows at a time: labels in ``lang``, times in
+    the city's zone, contacts masked, formulas defused."""
+    zone = ZoneInfo(current_app.config["TIMEZONE"])
+    now = utcnow()
+    stmt = _incident_select(actor, f).execution_options(yield_per=BATCH)
     yield [zh if lang == "zh" else en for zh, en in COLUMNS]
     # a connection of the export's own, in one repeatable-read transaction: a server-side
     # cursor needs a transaction (the API's reads run in autocommit), and every row comes from
@@ -105,12 +109,13 @@ def incident_xlsx(actor: Actor, f: IncidentFilter, lang: str = "zh") -> bytes:
     """The incidents as an Excel workbook (one sheet, written row by row in openpyxl's
     write-only mode). Errors: export.too_large beyond ``XLSX_MAX_ROWS`` (a workbook is built
     whole before it is sent: the CSV streams any size)."""
+    counted = select(func.count()).select_from(_incident_select(actor, f).limit(XLSX_MAX_ROWS + 1).subquery())
+    if db.session.scalar(counted) > XLSX_MAX_ROWS:
+        raise BadRequest("export.too_large", f"More than {XLSX_MAX_ROWS:,} incidents: narrow the filters, or "
+                                           "export them as CSV, which has no limit.")
     book = Workbook(write_only=True)
     sheet = book.create_sheet("事件" if lang == "zh" else "Incidents")
-    for n, row in enumerate(_incident_rows(actor, f, lang)):
-        if n > XLSX_MAX_ROWS:
-            raise BadRequest("export.too_large", f"More than {XLSX_MAX_ROWS:,} incidents: narrow the filters, or "
-                                               "export them as CSV, which has no limit.")
+    for row in _incident_rows(actor, f, lang):
         sheet.append(row)
     out = io.BytesIO()
     book.save(out)
