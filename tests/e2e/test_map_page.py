@@ -32,6 +32,11 @@ LABELS = """
 const labels = [...document.querySelectorAll('.region-label')];
 return labels.length ? labels.map(l => [l.dataset.regionId, l.textContent]) : null;
 """
+SETTLED = """
+const map = window.fengqiaoMap;
+return Boolean(map && !map.isMoving() && map.loaded() && map.areTilesLoaded()
+               && map.queryRenderedFeatures({layers: ['incidents']}).length);
+"""
 RENDERED = """
 const map = window.fengqiaoMap;
 if (!map || !map.loaded() || !map.areTilesLoaded()) return null;
@@ -150,6 +155,8 @@ def test_a_community_supervisor_sees_filters_and_handles_the_cases_of_the_commun
                       what="the overdue incident's detail")
     assert cases["late"].description in detail and "超时" in detail  # its light, in Chinese
 
+    # the detail flies the map to the case: the screenshot waits till it has landed and drawn
+    wait_for(lambda: browser.execute_script(SETTLED), what="the map to settle after flying to the case")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     png = browser.get_screenshot_as_png()
     (ARTIFACTS / "map.png").write_bytes(png)
