@@ -116,6 +116,21 @@ def list_incidents(actor, args):
     return queries.list_incidents(actor, queries.IncidentFilter(**args), page, page_size)
 
 
+def _export(args: dict) -> tuple[queries.IncidentFilter, str]:
+    """An export's filter (the list's, without paging) and language."""
+    args.pop("page"), args.pop("page_size")
+    lang = args.pop("lang")
+    return queries.IncidentFilter(**args), lang
+
+
+def _download(body, mimetype: str, extension: str):
+    """``body`` as a file to save (incidents-<date>.<extension>), never cached."""
+    response = current_app.response_class(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="incidents-{utcnow():%Y%m%d}.{extension}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @blp.get("/export.csv")
 @login_required
 @blp.arguments(IncidentExportArgsSchema, location="query")
@@ -123,13 +138,7 @@ def list_incidents(actor, args):
 @errors(blp, 401, 422)
 def export_incidents(actor, args):
     """Export the incidents you can see as CSV (the list's filters; contacts masked; lang=zh|en headers)."""
-    args.pop("page"), args.pop("page_size")
-    lang = args.pop("lang")
-    chunks = exports.incident_csv(actor, queries.IncidentFilter(**args), lang)
-    response = current_app.response_class(stream_with_context(chunks), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="incidents-{utcnow():%Y%m%d}.csv"'
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _download(stream_with_context(exports.incident_csv(actor, *_export(args))), "text/csv", "csv")
 
 
 @blp.get("/export.xlsx")
@@ -139,13 +148,7 @@ def export_incidents(actor, args):
 @errors(blp, 400, 401, 422)
 def export_incidents_xlsx(actor, args):
     """Export the incidents you can see as an Excel workbook (as the CSV; at most 200,000: 400 export.too_large)."""
-    args.pop("page"), args.pop("page_size")
-    lang = args.pop("lang")
-    response = current_app.response_class(exports.incident_xlsx(actor, queries.IncidentFilter(**args), lang),
-                                          mimetype=XLSX)
-    response.headers["Content-Disposition"] = f'attachment; filename="incidents-{utcnow():%Y%m%d}.xlsx"'
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _download(exports.incident_xlsx(actor, *_export(args)), XLSX, "xlsx")
 
 
 @blp.get("/nearby")
