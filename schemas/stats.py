@@ -5,7 +5,9 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from server.services.stats import DEFAULT_WEIGHTS, Period
 
+from .incidents import UserRefSchema
 from .regions import RegionRefSchema
+from .users import DepartmentRefSchema
 
 MAX_PERIOD_DAYS = 3 * 366
 
@@ -96,11 +98,7 @@ class _TaskFiguresSchema(Schema):
     done_hours = fields.Dict()
 
 
-class _DepartmentBriefSchema(Schema):
-    id = fields.Integer()
-    code = fields.String()
-    name = fields.String()
-    name_en = fields.String(allow_none=True)
+class _DepartmentBriefSchema(DepartmentRefSchema):
     region = fields.Nested(RegionRefSchema)
 
 
@@ -108,9 +106,7 @@ class DepartmentFiguresSchema(_TaskFiguresSchema):
     department = fields.Nested(_DepartmentBriefSchema)
 
 
-class _WorkerBriefSchema(Schema):
-    id = fields.Integer()
-    display_name = fields.String()
+class _WorkerBriefSchema(UserRefSchema):
     region = fields.Nested(RegionRefSchema)
 
 

@@ -7,6 +7,7 @@ Read-only. Scope: a region the actor may see (404 otherwise), figures for manage
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -337,15 +338,18 @@ def _hours(seconds):
     return None if seconds is None else round(float(seconds) / HOUR, 2)
 
 
-def _figures(row) -> dict:
-    """The counts, rates, times and satisfaction of one group, as the answer gives them."""
-    m = row._mapping
+COUNTS = ("reported", "valid_reports", "accepted", "suspended", "closed", "closed_on_time", "dispatched", "disposed",
+          "resolved", "reworked", "extended", "escalated", "closed_in_period", "resolved_in_village",
+          "resolved_in_town")  # the figures statement's counts, by its column names
+
+
+def _figures(m) -> dict:
+    """The counts, rates, times and satisfaction of one group (a row's mapping of the
+    figures statement), as the answer gives them."""
     base = m["accepted"] - m["suspended"]
     return {
-        "counts": {name: m[name] for name in (
-            "reported", "valid_reports", "accepted", "suspended", "closed", "closed_on_time", "dispatched",
-            "disposed", "resolved", "reworked", "extended", "escalated", "closed_in_period", "resolved_in_village",
-            "resolved_in_town")} | {"callbacks": m["callbacks"] or 0, "mediated": m["mediated"] or 0},
+        "counts": {name: m[name] for name in COUNTS} | {"callbacks": m["callbacks"] or 0,
+                                                         "mediated": m["mediated"] or 0},
         "rates": {
             "closure": _rate(m["closed"], base),
             "on_time": _rate(m["closed_on_time"], base),
@@ -390,9 +394,9 @@ def _run(region: Region, period: Period) -> tuple[dict, dict[int, dict], dict]:
     whole, children = None, {}
     for row in rows:
         if row.whole:
-            whole = _figures(row)
+            whole = _figures(row._mapping)
         elif row.child is not None:
-            children[row.child] = _figures(row)
+            children[row.child] = _figures(row._mapping)
     levels = {row.level: {"handled": row.handled, "escalated": row.escalated,
                           "rate": _rate(row.escalated, row.handled)}
               for row in db.session.execute(_ESCALATIONS, {"path": region.path, "lo": lo, "hi": hi})}
@@ -401,16 +405,7 @@ def _run(region: Region, period: Period) -> tuple[dict, dict[int, dict], dict]:
 
 def _empty() -> dict:
     """The figures of a group without a case: every count 0, every rate and time null."""
-    blank = {name: 0 for name in ("reported", "valid_reports", "accepted", "suspended", "closed", "closed_on_time",
-                                  "dispatched", "disposed", "resolved", "reworked", "extended", "escalated",
-                                  "closed_in_period", "resolved_in_village", "resolved_in_town", "callbacks",
-                                  "mediated")}
-    return {"counts": blank,
-            "rates": {name: None for name in ("closure", "on_time", "disposal", "rework", "extension", "escalation",
-                                              "local", "within_town", "valid_reports", "satisfied",
-                                              "mediation_success")},
-            "hours": {step: {"mean": None, "p90": None} for step in ("accept", "dispatch", "ack", "resolve", "close")},
-            "satisfaction_mean": None}
+    return _figures(defaultdict(lambda: None, dict.fromkeys(COUNTS, 0)))
 
 
 def _changes(now: dict, before: dict) -> dict:

@@ -232,3 +232,12 @@ def test_trends_by_category_group_and_month_or_week(tree, cases, client_for):
     assert sum(weekly["series"][0]["reports"]) == 5 and weekly["series"][0]["reports"][1] == 2
     bad = city.get(f"/api/v1/stats/regions/{tree['C'].id}/trends", params=Q1 | {"interval": "day"})
     assert bad.status_code == 422 and "interval" in bad.json()["errors"]
+
+
+def test_a_child_without_a_case_has_zeros_and_no_rank(tree, cases, client_for):
+    got = stats(client_for(tree["district"]), tree["D1"])
+    children = {c["region"]["id"]: c for c in got["children"]}
+    s2 = children[tree["S2"].id]  # S2 has no cell and no case
+    assert set(s2["figures"]["counts"].values()) == {0} and set(s2["figures"]["rates"].values()) == {None}
+    assert (s2["score"], s2["rank"]) == (None, None) and children[tree["S1"].id]["rank"] == 1
+    assert [c["region"]["id"] for c in got["children"]] == [tree["S1"].id, tree["S2"].id]  # the ranked first
