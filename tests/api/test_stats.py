@@ -19,15 +19,15 @@ def at(month: int, day: int, hour: int = 9, year: int = 2026) -> datetime:
     return datetime(year, month, day, hour, tzinfo=CST)
 
 
-def history(category, cell, reported: datetime, steps: list[tuple], reporter=None, **final):
+def history(category, cell, reported: datetime, steps: list[tuple], reporter=None, *, actor_id: int, **final):
     """An incident reported at ``reported`` whose timeline is ``steps``: (action, at, to_level
-    [, data]) — no actor for the sweep's escalations, the street supervisor otherwise — and
+    [, data]) — no actor for the sweep's escalations, ``actor_id`` otherwise — and
     whose row ends as ``final`` says (status, level, due_at, resolved_level…)."""
     final = {"status": "closed", "level": "grid"} | final
     incident = make_incident(category, cell, reporter, reported_at=reported, occurred_at=reported, **final)
     level = "grid"
     for action, when, to_level, *data in steps:
-        actor = None if action == "escalate" and data and data[0].get("sweep") else _actor_id
+        actor = None if action == "escalate" and data and data[0].get("sweep") else actor_id
         db.session.add(IncidentEvent(incident_id=incident.id, at=when, actor_id=actor, action=action,
                                      from_status=None, to_status=final["status"], from_level=level,
                                      to_level=to_level, data=data[0] if data else {}))
@@ -36,64 +36,63 @@ def history(category, cell, reported: datetime, steps: list[tuple], reporter=Non
     return incident
 
 
-_actor_id = None
-
-
 @pytest.fixture
 def cases(tree):
     """The cases of the city; comments give what each adds to the first quarter of 2026."""
-    global _actor_id
-    _actor_id = tree["street"].id
+    from functools import partial
+
     from server.models import Category
+
+    case = partial(history, actor_id=tree["street"].id)  # the street supervisor acts
 
     fight = db.session.scalars(db.select(Category).where(Category.code == "0701")).one()
     dispute = db.session.scalars(db.select(Category).where(Category.code == "0601")).one()
     g1, g2, g3 = tree["G1"], tree["G2"], tree["G3"]
     made = {
         # on time, resolved at the grid, satisfied (5)
-        "A": history(fight, g1, at(1, 5, 9), [("accept", at(1, 5, 10), "grid"), ("dispatch", at(1, 5, 12), "grid"),
+        "A": case(fight, g1, at(1, 5, 9), [("accept", at(1, 5, 10), "grid"), ("dispatch", at(1, 5, 12), "grid"),
                                              ("resolve", at(1, 6, 10), "grid"), ("verify", at(1, 6, 12), "grid"),
                                              ("callback", at(1, 7), "grid", {"satisfaction": 5})],
                      due_at=at(1, 8), resolved_level="grid", reporter=tree["grid_worker"]),
         # reworked once, then on time; resolved at the community; satisfied (4)
-        "B": history(fight, g1, at(1, 10, 8), [("accept", at(1, 10, 9), "grid"), ("dispatch", at(1, 10, 10), "grid"),
+        "B": case(fight, g1, at(1, 10, 8), [("accept", at(1, 10, 9), "grid"), ("dispatch", at(1, 10, 10), "grid"),
                                               ("resolve", at(1, 11), "grid"), ("rework", at(1, 11, 12), "grid"),
                                               ("resolve", at(1, 12, 9), "grid"), ("verify", at(1, 12, 10), "grid"),
                                               ("callback", at(1, 13), "grid", {"satisfaction": 4})],
                      due_at=at(1, 20), resolved_level="community"),
         # escalated by the sweep (overdue): closed, not on time; a dispute mediated without agreement
-        "C": history(dispute, g2, at(2, 1, 9), [("accept", at(2, 1, 11), "grid"), ("dispatch", at(2, 1, 12), "grid"),
+        "C": case(dispute, g2, at(2, 1, 9), [("accept", at(2, 1, 11), "grid"), ("dispatch", at(2, 1, 12), "grid"),
                                                ("escalate", at(2, 5), "community", {"sweep": True}),
                                                ("resolve", at(2, 10), "community"), ("verify", at(2, 11), "community")],
                      level="community", due_at=at(2, 15), resolved_level="community"),
         # suspended (缓办) now: out of the closure rates' base
-        "D": history(fight, g2, at(2, 20, 9), [("accept", at(2, 20, 10), "grid"), ("suspend", at(2, 21), "grid")],
+        "D": case(fight, g2, at(2, 20, 9), [("accept", at(2, 20, 10), "grid"), ("suspend", at(2, 21), "grid")],
                      status="suspended", due_at=None),
         # an approved extension: resolved before the new deadline, on time
-        "E": history(fight, g1, at(3, 1, 9), [("accept", at(3, 1, 10), "grid"), ("dispatch", at(3, 1, 11), "grid"),
+        "E": case(fight, g1, at(3, 1, 9), [("accept", at(3, 1, 10), "grid"), ("dispatch", at(3, 1, 11), "grid"),
                                              ("approve_extension", at(3, 3), "grid"), ("resolve", at(3, 10), "grid"),
                                              ("verify", at(3, 11), "grid")],
                      due_at=at(3, 12), resolved_level="grid"),
         # the other district: accepted at the community, escalated by hand, resolved at the street;
         # a dispute mediated with an agreement
-        "F": history(dispute, g3, at(3, 5, 9), [("accept", at(3, 5, 12), "community"),
+        "F": case(dispute, g3, at(3, 5, 9), [("accept", at(3, 5, 12), "community"),
                                                ("dispatch", at(3, 5, 13), "community"),
                                                ("escalate", at(3, 8), "street"), ("resolve", at(3, 20), "street"),
                                                ("verify", at(3, 21), "street")],
                      level="street", due_at=at(3, 25), resolved_level="street"),
         # the other district, still open
-        "G": history(fight, g3, at(3, 28, 9), [("accept", at(3, 28, 10), "grid"), ("dispatch", at(3, 29), "grid")],
+        "G": case(fight, g3, at(3, 28, 9), [("accept", at(3, 28, 10), "grid"), ("dispatch", at(3, 29), "grid")],
                      status="dispatched", due_at=at(4, 10)),
         # rejected: reported, not a valid report
-        "H": history(fight, g1, at(3, 30, 9), [("reject", at(3, 30, 10), "grid")], status="rejected",
+        "H": case(fight, g1, at(3, 30, 9), [("reject", at(3, 30, 10), "grid")], status="rejected",
                      reporter=tree["grid_worker"]),
         # accepted in the period before, closed in this one: resolved and closed here, not accepted here
-        "I": history(fight, g1, at(12, 28, 9, 2025), [("accept", at(12, 28, 10, 2025), "grid"),
+        "I": case(fight, g1, at(12, 28, 9, 2025), [("accept", at(12, 28, 10, 2025), "grid"),
                                                      ("dispatch", at(12, 28, 11, 2025), "grid"),
                                                      ("resolve", at(1, 3), "grid"), ("verify", at(1, 4), "grid")],
                      due_at=at(1, 5), resolved_level="grid"),
         # the year before: accepted and closed on time
-        "J": history(fight, g1, at(2, 1, 9, 2025), [("accept", at(2, 1, 10, 2025), "grid"),
+        "J": case(fight, g1, at(2, 1, 9, 2025), [("accept", at(2, 1, 10, 2025), "grid"),
                                                    ("resolve", at(2, 2, 9, 2025), "grid"),
                                                    ("verify", at(2, 3, 9, 2025), "grid")],
                      due_at=at(2, 5, 9, 2025), resolved_level="grid"),
