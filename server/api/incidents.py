@@ -22,8 +22,7 @@ from server.services import incident_queries as queries
 from server.services import incidents as service
 
 from .common import Blueprint, accepts, errors, parse_json
-
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+from .exports import XLSX, download
 
 blp = Blueprint("incidents", __name__, url_prefix="/incidents",
                 description="Incidents reported from phones and their closed loop")
@@ -125,10 +124,7 @@ def _export(args: dict) -> tuple[queries.IncidentFilter, str]:
 
 def _download(body, mimetype: str, extension: str):
     """``body`` as a file to save (incidents-<date>.<extension>), never cached."""
-    response = current_app.response_class(body, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f'attachment; filename="incidents-{utcnow():%Y%m%d}.{extension}"'
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return download(body, mimetype, f"incidents-{utcnow():%Y%m%d}.{extension}")
 
 
 @blp.get("/export.csv")

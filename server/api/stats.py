@@ -3,13 +3,16 @@ from schemas.stats import (
     DepartmentStatsSchema, HotspotArgsSchema, HotspotsSchema, PeriodArgsSchema, RegionStatsArgsSchema,
     RegionStatsSchema, TrendArgsSchema, TrendsSchema, WorkerStatsSchema,
 )
+from schemas.exports import MetricsExportArgsSchema, MetricsTableExportArgsSchema
 from server.auth import login_required
 from server.domain.hotspots import HotspotRules
 from server.models._base import utcnow
 from server.services import hotspots as hotspot_service
+from server.services import exports
 from server.services import stats as service
 
 from .common import Blueprint, errors
+from .exports import CSV, XLSX, download
 
 blp = Blueprint("stats", __name__, url_prefix="/stats", description="Evaluation (考核) figures")
 
@@ -70,3 +73,54 @@ def region_hotspots(actor, args, region_id):
 def region_trends(actor, args, region_id):
     """The region's reports by category group and week or month (managers, inside their scope)"""
     return service.trends(actor, region_id, args["period"], args["interval"])
+
+
+def _file_name(args: dict, region_id: int, extension: str, table: str | None = None) -> str:
+    period = args["period"]
+    part = f"-{table}" if table else ""
+    return f"stats-{region_id}-{period.start:%Y%m%d}-{period.end:%Y%m%d}{part}.{extension}"
+
+
+@blp.get("/regions/<id:region_id>/export.csv")
+@login_required
+@blp.arguments(MetricsExportArgsSchema, location="query")
+@blp.response(200, content_type=CSV, description="UTF-8 CSV with a byte-order mark")
+@errors(blp, 401, 403, 404, 422)
+def export_region_stats(actor, args, region_id):
+    """Export a region's figures as CSV: a row for the region and one per child region (every
+    figure of the stats, rates in %, changes in percentage points; lang=zh|en headers)"""
+    body = exports.metrics_csv(actor, "regions", region_id, args["period"], args["weights"], args["lang"])
+    return download(body, CSV, _file_name(args, region_id, "csv"))
+
+
+@blp.get("/regions/<id:region_id>/export.xlsx")
+@login_required
+@blp.arguments(MetricsExportArgsSchema, location="query")
+@blp.response(200, content_type=XLSX, description="An Excel workbook: sheets 地区, 部门, 网格员")
+@errors(blp, 401, 403, 404, 422)
+def export_region_stats_xlsx(actor, args, region_id):
+    """Export a region's figures as an Excel workbook: regions, departments and grid workers"""
+    body = exports.metrics_xlsx(actor, region_id, args["period"], args["weights"], args["lang"])
+    return download(body, XLSX, _file_name(args, region_id, "xlsx"))
+
+
+@blp.get("/regions/<id:region_id>/departments/export.csv")
+@login_required
+@blp.arguments(MetricsTableExportArgsSchema, location="query")
+@blp.response(200, content_type=CSV, description="UTF-8 CSV with a byte-order mark")
+@errors(blp, 401, 403, 404, 422)
+def export_department_stats(actor, args, region_id):
+    """Export the departments' figures for a region's cases as CSV"""
+    body = exports.metrics_csv(actor, "departments", region_id, args["period"], lang=args["lang"])
+    return download(body, CSV, _file_name(args, region_id, "csv", "departments"))
+
+
+@blp.get("/regions/<id:region_id>/workers/export.csv")
+@login_required
+@blp.arguments(MetricsTableExportArgsSchema, location="query")
+@blp.response(200, content_type=CSV, description="UTF-8 CSV with a byte-order mark")
+@errors(blp, 401, 403, 404, 422)
+def export_worker_stats(actor, args, region_id):
+    """Export the region's grid workers' figures as CSV"""
+    body = exports.metrics_csv(actor, "workers", region_id, args["period"], lang=args["lang"])
+    return download(body, CSV, _file_name(args, region_id, "csv", "workers"))
