@@ -1,5 +1,5 @@
 """Flask commands: ``flask regions …``, ``flask users …``, ``flask categories …``, ``flask demo …``,
-``flask incidents …``, ``flask calendar …``, ``flask worker``."""
+``flask incidents …``, ``flask calendar …``, ``flask reports …``, ``flask worker``."""
 from flask import Flask
 
 
@@ -9,9 +9,10 @@ def register_cli(app: Flask) -> None:
     from .demo import demo_cli
     from .incidents import incidents_cli
     from .regions import regions_cli
+    from .reports import reports_cli
     from .users import users_cli
     from .worker import worker_command
 
-    for group in (regions_cli, users_cli, categories_cli, demo_cli, incidents_cli, calendar_cli):
+    for group in (regions_cli, users_cli, categories_cli, demo_cli, incidents_cli, calendar_cli, reports_cli):
         app.cli.add_command(group)
     app.cli.add_command(worker_command)

@@ -56,6 +56,10 @@ class Period:
     def as_dict(self) -> dict:
         return {"from": self.start.isoformat(), "to": self.end.isoformat()}
 
+    def last_months(self, months: int) -> Period:
+        """The ``months`` calendar months ending where this period ends (on a first of a month)."""
+        return Period(_minus_months(self.end, months), self.end)
+
 
 def _minus_months(day: date, months: int) -> date:
     """The first of the month ``months`` before ``day`` (a first of a month)."""
