@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
@@ -43,19 +41,6 @@ if (!map || !map.loaded() || !map.areTilesLoaded()) return null;
 return map.queryRenderedFeatures().map(f => [f.layer.id, f.id === undefined ? null : f.id,
                                              f.properties.light || null]);
 """
-
-
-@pytest.fixture
-def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--window-size=1366,768",
-                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    yield driver
-    driver.quit()
 
 
 def wait_for(check, timeout: float = 30.0, what: str = "the page"):
