@@ -301,6 +301,7 @@ def _map(region, children: list[dict], found: dict, zh: bool):
                                      str(n + 1) if is_hot and n < HOT_LISTED else None))
         if scale is None and row.s:
             scale = _scale_bar(row.s, row.shrink)
+    marks.sort(key=lambda mark: mark.colour == charts.HOT)  # hot cells drawn over repeated spots
     w = {key: pair[0 if zh else 1] for key, pair in WORDS.items()}
     legend = [(w["legend_hot"], charts.HOT), (w["legend_repeated"], charts.REPEATED)]
     if children:
