@@ -93,6 +93,14 @@ def load_config() -> dict:
         "HOTSPOT_BASELINE_WINDOWS": _int("FENGQIAO_HOTSPOT_BASELINE_WINDOWS", 8),
         "HOTSPOT_ALPHA": float(os.environ.get("FENGQIAO_HOTSPOT_ALPHA", 0.01)),
         "HOTSPOT_MIN_COUNT": _int("FENGQIAO_HOTSPOT_MIN_COUNT", 3),
+        # export jobs (docs/STATS.md "Exports"): rows at most (Excel's sheet holds 1,048,576), how
+        # long a file is kept, when a silent run is taken for dead, how often a job is tried,
+        # how many a person may have queued or running
+        "EXPORT_JOB_MAX_ROWS": _int("FENGQIAO_EXPORT_JOB_MAX_ROWS", 1_000_000),
+        "EXPORT_RETENTION_HOURS": float(os.environ.get("FENGQIAO_EXPORT_RETENTION_HOURS", 24)),
+        "EXPORT_JOB_STALE_MINUTES": float(os.environ.get("FENGQIAO_EXPORT_JOB_STALE_MINUTES", 10)),
+        "EXPORT_JOB_MAX_ATTEMPTS": _int("FENGQIAO_EXPORT_JOB_MAX_ATTEMPTS", 3),
+        "EXPORT_JOBS_ACTIVE_PER_USER": _int("FENGQIAO_EXPORT_JOBS_ACTIVE_PER_USER", 3),
         "PASSWORD_PROFILE": os.environ.get("FENGQIAO_PASSWORD_PROFILE", "RFC_9106_LOW_MEMORY"),
         # Login throttling: failures counted per user name and per client address.
         "LOGIN_WINDOW_SECONDS": _int("FENGQIAO_LOGIN_WINDOW_SECONDS", 15 * 60),

@@ -51,6 +51,10 @@ class Conflict(DomainError):
     status = 409
 
 
+class Gone(DomainError):
+    status = 410
+
+
 class PreconditionRequired(DomainError):
     status = 428
 

@@ -1,12 +1,13 @@
-"""The background worker (``flask worker``): the escalation sweep, the early warning and the
-push dispatcher.
+"""The background worker (``flask worker``): the escalation sweep, the early warning, the
+push dispatcher and export jobs.
 
 Each pass sweeps for what is due (reminders, escalations, supervision, unacknowledged
-tasks), looks for cells turning hot every ``HOTSPOT_CHECK_MINUTES`` (docs/STATS.md), and
-then sends the outbox's due pushes. Between passes it waits the interval, or
-less: a new outbox row wakes it at once (``LISTEN fengqiao_outbox``, notified by the
-outbox's insert trigger). Any number of workers may run side by side: both the sweep and
-the dispatcher claim rows with ``SKIP LOCKED``. Each pass is told the time by a clock, so
+tasks), looks for cells turning hot every ``HOTSPOT_CHECK_MINUTES`` (docs/STATS.md),
+then sends the outbox's due pushes, and last runs one export job (docs/STATS.md
+"Exports"). Between passes it waits the interval, or less: a new outbox row (or a new
+export job) wakes it at once (``LISTEN fengqiao_outbox``, notified by the outbox's insert
+trigger). Any number of workers may run side by side: the sweep, the dispatcher and the
+export jobs claim rows with ``SKIP LOCKED``. Each pass is told the time by a clock, so
 tests drive it with their own.
 """
 from __future__ import annotations
@@ -24,6 +25,8 @@ from server.extensions import db
 from server.models._base import utcnow
 from server.notifications.dispatcher import DispatchReport, dispatch
 from server.notifications.senders import PushSender
+from server.services.export_jobs import ExportReport
+from server.services.export_jobs import work as run_exports
 from server.services.hotspots import configured_rules, raise_alerts
 from server.services.sweep import SweepReport, sweep
 
@@ -36,6 +39,7 @@ class PassReport:
     sweep: SweepReport
     push: DispatchReport
     alerts: int = 0  # hotspot alerts raised (early warning), when the pass looked for them
+    exports: ExportReport | None = None  # export jobs recovered, expired, run
 
 
 class OutboxListener:
@@ -75,6 +79,7 @@ def run(*, interval_s: float, sender: PushSender, clock: Callable[[], datetime] 
                     db.session.commit()
                     alerts_checked = now
                 report = PassReport(swept, dispatch(now, sender), alerts)
+                report.exports = run_exports(clock)  # last: a long export holds only this pass
                 if on_pass:
                     on_pass(report)
             except Exception:

@@ -19,6 +19,7 @@ KIND_LABELS = {
     "supervised": ("督办", "Under supervision"),
     "returned": ("案件下派", "Case sent back down"),
     "hotspot": ("风险预警", "Risk warning"),
+    "export_done": ("导出完成", "Export ready"),
 }
 KINDS = tuple(KIND_LABELS)
 # Told at once whatever the hour: new work and cases that rose or are under supervision.

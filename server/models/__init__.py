@@ -1,5 +1,6 @@
 """Tables only. Models never commit: services do, once per use case."""
 from .auth import AuthSession, LoginAttempt, RefreshToken
+from .exports import ExportJob
 from .incidents import (
     Category, Extension, IdempotencyKey, Incident, IncidentEvent, IncidentFollower, IncidentPhoto, Mediation,
     MediationSession, Task,
@@ -9,7 +10,7 @@ from .people import Department, Device, GridAssignment, User
 from .territory import Region
 
 __all__ = [
-    "AuthSession", "CalendarDay", "Category", "Department", "Device", "EscalationOverride", "Extension",
+    "AuthSession", "CalendarDay", "Category", "Department", "Device", "EscalationOverride", "ExportJob", "Extension",
     "GridAssignment", "HotspotAlert", "IdempotencyKey", "Incident", "IncidentEvent", "IncidentFollower",
     "IncidentPhoto",
     "LoginAttempt", "Mediation", "MediationSession", "Notification", "OutboxAttempt", "OutboxMessage",

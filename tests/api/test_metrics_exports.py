@@ -138,3 +138,18 @@ def test_scope_permission_and_bad_queries_as_the_stats(tree, client_for):
     backwards = street.get(f"/api/v1/stats/regions/{tree['S1'].id}/workers/export.csv",
                            params={"from": "2026-04-01", "to": "2026-01-01"})
     assert backwards.status_code == 422 and "to" in backwards.json()["errors"]
+
+
+def test_a_metrics_job_makes_the_files_the_endpoints_make(tree, client_for):
+    from tests.api.test_export_jobs import one_pass
+
+    city, region = client_for(tree["city"]), tree["C"].id
+    asked = [city.post("/api/v1/exports", json={"kind": "metrics", "format": fmt, "lang": "en",
+                                                  "filters": Q1 | {"region_id": region}}).json() for fmt in ("csv", "xlsx")]
+    one_pass(), one_pass()
+    done = [city.get(f"/api/v1/exports/{a['id']}").json() for a in asked]
+    assert [(d["state"], d["rows_done"], d["rows_total"]) for d in done] == [("done", 3, 3), ("done", 5, 5)]
+    synchronous = city.get(f"/api/v1/stats/regions/{region}/export.csv", params=Q1 | {"lang": "en"})
+    assert table(city.get(done[0]["file"])) == table(synchronous)  # the city and its two districts
+    book = load_workbook(io.BytesIO(city.get(done[1]["file"]).content), read_only=True)
+    assert book.sheetnames == ["Regions", "Departments", "Workers"]  # 3 + 1 + 1 rows
