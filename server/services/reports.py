@@ -34,7 +34,8 @@ from .regions import get_region
 TEMPLATES = Path(__file__).resolve().parent.parent / "reports" / "templates"
 MAP_SIZE = (640, 420)  # pixels of the hotspot map
 LISTED = 20  # cases listed in each table
-HOT_LISTED = 10  # hot cells listed beside the map
+HOT_LISTED = 10  # hot cells listed under the map
+MAX_MARKS = 300  # hot cells, and repeated spots, marked on the map at most
 REPORT_RULES = {"baseline_windows": 4, "alpha": 0.01, "min_count": 3}  # the quarter against the four before
 REPEAT_RADIUS_M, REPEAT_MIN = 30.0, 3
 
@@ -281,8 +282,8 @@ def _map(region, children: list[dict], found: dict, zh: bool):
     """The hotspot map: the child regions filled by score, the hot cells and repeated spots
     marked (numbered as in the list beside it)."""
     scores = {child["region"].id: child["score"] for child in children}
-    hot = [f for f in found["hotspots"]["features"] if f["geometry"]]
-    repeated = found["repeated"]["features"]
+    hot = [f for f in found["hotspots"]["features"] if f["geometry"]][:MAX_MARKS]  # the most surprising
+    repeated = found["repeated"]["features"][:MAX_MARKS]  # the most reported
     spots = hot + repeated
     lons = [f["geometry"]["coordinates"][0] for f in spots]
     lats = [f["geometry"]["coordinates"][1] for f in spots]
