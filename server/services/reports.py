@@ -184,10 +184,23 @@ def quarterly(actor: Actor, region_id: int, quarter: Quarter, lang: str = "zh",
 def to_pdf(html: str) -> bytes:
     """The report printed to PDF (A4) by WeasyPrint; it fetches nothing (the report holds
     every picture inline)."""
-    from weasyprint import HTML, URLFetcher  # imported on use: it loads Pango
-
+    HTML, URLFetcher = _weasyprint()
     # no scheme allowed: a resource named in the HTML is left out (WeasyPrint warns), not fetched
     return HTML(string=html, url_fetcher=URLFetcher(allowed_protocols=())).write_pdf()
+
+
+def _weasyprint():
+    """WeasyPrint's HTML and URLFetcher, imported on first use (it loads Pango). Importing it
+    sets Pillow's LOAD_TRUNCATED_IMAGES for the whole process; the photos' checks must go on
+    refusing truncated files, so the setting is put back."""
+    from PIL import ImageFile
+
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
+    try:
+        from weasyprint import HTML, URLFetcher
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = before
+    return HTML, URLFetcher
 
 
 def _environment() -> Environment:

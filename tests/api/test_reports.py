@@ -166,6 +166,25 @@ def test_the_pdf_renderer_fetches_nothing():
     assert body.startswith(b"%PDF") and asked == []
 
 
+def test_making_a_pdf_leaves_truncated_photos_refused():
+    """WeasyPrint's import tells Pillow to load truncated images, for the whole process: the
+    report puts the setting back, so a photo cut short is still refused after a PDF."""
+    import io
+    from zoneinfo import ZoneInfo
+
+    from PIL import Image
+
+    from server.imaging import ImageError, inspect
+    from server.services.reports import to_pdf
+
+    to_pdf("<p>报告</p>")
+    buffer = io.BytesIO()
+    Image.new("RGB", (256, 256), "red").save(buffer, format="JPEG")
+    with pytest.raises(ImageError) as refused:
+        inspect(buffer.getvalue()[:len(buffer.getvalue()) // 2], max_pixels=10**8, local_tz=ZoneInfo("UTC"))
+    assert refused.value.code == "photo.corrupt"
+
+
 def test_who_may_have_which_report(tree, cases, client_for):  # noqa: F811
     street = client_for(tree["street"])
     assert report(street, tree["S1"], format="html").status_code == 200
