@@ -1,9 +1,10 @@
 """``python -m bench``: build (or reuse) NYC in the bench database, then measure locate and
 reporting through the API against their raw SQL, the escalation sweep and push dispatcher
-against set-based SQL and plain HTTP, and the map's vector tiles against tipg, in the same run,
-and write docs/BENCHMARKS.md.
+against set-based SQL and plain HTTP, the map's vector tiles against tipg, and a quarter's
+evaluation figures against the SQL that reads the quarter's timeline, in the same run, and
+write docs/BENCHMARKS.md.
 
-    python -m bench [--only locate,report,escalation,tiles] [--rebuild] [--duration 15] [--warmup 3]
+    python -m bench [--only locate,report,escalation,tiles,stats] [--rebuild] [--duration 15] [--warmup 3]
                     [--concurrency 1,4] ...
 
 The database is ``BENCH_DATABASE_URL`` or the embedded cluster's ``fengqiao_bench``.
@@ -19,9 +20,11 @@ from datetime import datetime, timezone
 from server import create_app
 from server.config import embedded_database_url
 
-from . import dataset, escalationbench, httpbench, machine, report, reportbench, say, sqlbench, tilebench
+from . import (
+    dataset, escalationbench, httpbench, machine, report, reportbench, say, sqlbench, statsbench, tilebench,
+)
 
-SECTIONS = ("locate", "report", "escalation", "tiles")
+SECTIONS = ("locate", "report", "escalation", "tiles", "stats")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread keeps connections alive)")
     p.add_argument("--threads", type=int, default=2, help="threads per gthread worker")
     p.add_argument("--only", default=",".join(SECTIONS),
-                   help="comma-separated benchmarks to run (locate, report, escalation, tiles); the others' last "
+                   help="comma-separated benchmarks to run (locate, report, escalation, tiles, stats); the others' last "
                         "results stay in the doc")
     p.add_argument("--retry-share", type=float, default=0.05,
                    help="report: share of requests that re-send an earlier report byte for byte (a client retry)")
@@ -64,6 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-tipg-regions", action="store_true",
                    help="tiles: skip tipg's regions tiles (the second peer)")
     p.add_argument("--no-screenshot", action="store_true", help="tiles: do not take docs/img/map.png")
+    p.add_argument("--stats-incidents", type=int, default=statsbench.INCIDENTS,
+                   help="stats: incidents (with their timelines) in the fixture")
+    p.add_argument("--stats-repeat", type=int, default=statsbench.REPEAT,
+                   help="stats: measured repetitions of each call and statement (after one warm-up)")
     p.add_argument("--no-doc", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
     args = p.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
@@ -82,6 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not 0 < args.escalation_overdue <= args.escalation_incidents or args.pushes < 1 or args.escalation_repeat < 1:
         p.error("--escalation-overdue must be from 1 to --escalation-incidents, --pushes and --escalation-repeat "
                 "at least 1")
+    if args.stats_incidents < 1000 or args.stats_repeat < 1:
+        p.error("--stats-incidents at least 1,000, --stats-repeat at least 1")
     return args
 
 
@@ -159,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         results["escalation"] = escalationbench.measure(app, url, dsn, data.city_id, args)
     if "tiles" in args.only:  # the escalation fixture's incidents (rebuilt if the report benchmark emptied them)
         results["tiles"] = tilebench.measure(app, url, dsn, data.city_id, credentials, args)
+    if "stats" in args.only:  # last: its incidents replace the open ones of the two above (they rebuild theirs)
+        results["stats"] = statsbench.measure(app, url, dsn, data.city_id, args)
     report.write_json(results)
     if not args.no_doc:
         report.write_doc(results)

@@ -20,6 +20,7 @@ LOCATE_KEYS = ("settings", "server", "raw", "api", "floor", "reference", "ratios
 REPORT_KEYS = ("report",)
 ESCALATION_KEYS = ("escalation",)
 TILES_KEYS = ("tiles",)
+STATS_KEYS = ("stats",)
 
 
 def locate_ratios(raw: list[dict], api: list[dict]) -> list[dict]:
@@ -55,6 +56,8 @@ def carried_over(running: list[str]) -> dict:
         kept.update({k: last[k] for k in ESCALATION_KEYS})
     if "tiles" not in running and "tiles" in last:
         kept.update({k: last[k] for k in TILES_KEYS})
+    if "stats" not in running and "stats" in last:
+        kept.update({k: last[k] for k in STATS_KEYS})
     return kept
 
 
@@ -86,7 +89,7 @@ def _run_row(side: str, run: dict, same_distribution: float | None = None) -> li
 
 
 def _machine_section(m: dict, report: dict | None, escalation: dict | None = None,
-                     tiles: dict | None = None) -> list[str]:
+                     tiles: dict | None = None, stats: dict | None = None) -> list[str]:
     loads = []
     if "load_before" in m:
         loads.append(["Load average (1 min), locate", f"{m['load_before']:.2f} before the runs, {m['load_after']:.2f} "
@@ -100,6 +103,9 @@ def _machine_section(m: dict, report: dict | None, escalation: dict | None = Non
     if tiles:
         loads.append(["Load average (1 min), tiles", f"{tiles['load_before']:.2f} before the runs, "
                       f"{tiles['load_after']:.2f} after"])
+    if stats:
+        loads.append(["Load average (1 min), stats", f"{stats['load_before']:.2f} before the runs, "
+                      f"{stats['load_after']:.2f} after"])
     return ["### Machine", "", *_table(["", ""], [
         ["CPU", f"{m['cpu']} — {m['cores']} cores"], ["Memory", f"{m['memory_gib']} GiB"], ["OS", m["os"]],
         ["PostgreSQL", m["postgresql"]], ["PostGIS", f"{m['postgis']} (GEOS {m['geos']})"],
@@ -448,11 +454,95 @@ def _tiles_section(t: dict) -> list[str]:
     return lines
 
 
+def _p(side: dict) -> str:
+    return f"{_ms(side['p50_ms'])} / {_ms(side['p95_ms'])}"
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part:,} ({100 * part / whole:.1f} %)" if whole else f"{part:,}"
+
+
+def _stats_section(st: dict) -> list[str]:
+    f, q, p = st["fixture"], st["quarter"], st["fixture"]["profile"]
+    rows = []
+    for r in st["regions"]:
+        met = _yes(r["target_met"]) if r["children_level"] == "street" else "—"
+        rows.append([f"{r['name']} ({r['level']})", f"{r['children_level']} ({r['answers']['region_stats']})",
+                     _p(r["region_stats"]), _p(r["statement"]), _p(r["peer"]), f"{r['ratio_p50']:.1f}",
+                     f"{r['ratio_p95']:.1f}", f"{r['statement_ratio_p50']:.1f}",
+                     f"{_p(r['department_stats'])} ({r['answers']['department_stats']})",
+                     f"{_p(r['worker_stats'])} ({r['answers']['worker_stats']:,})", met])
+    streets = [r for r in st["regions"] if r["children_level"] == "street"]
+    missed = [r["name"] for r in streets if not r["target_met"]]
+    verdict = ("met for every borough" if not missed else
+               f"**not met** for {', '.join(missed)}" + (f"; met for {', '.join(r['name'] for r in streets if r['target_met'])}"
+                                                       if len(missed) < len(streets) else ""))
+    origin = ("reused from an earlier run" if f["cached"] else "built by this run")
+    build = f" (its build took {f['build_seconds']:.0f} s, {f['incidents'] / f['build_seconds']:,.0f} incidents/s)" \
+        if f.get("build_seconds") else ""
+    sizes = ", ".join(f"`{t}` {mb:,.0f} MB" for t, mb in f["table_mb"].items())
+    n = p["incidents"]
+    profile_rows = [
+        ["reported in the quarter", _share(p["reported_in_quarter"], n)],
+        ["timeline events (all) / in the quarter", f"{f['events']:,} / {p['events_in_quarter']:,}"],
+        ["closed now", _share(p["closed"], n)], ["rejected or merged", _share(p["rejected_or_merged"], n)],
+        ["suspended now (缓办)", _share(p["suspended"], n)], ["open now", _share(p["open"], n)],
+        ["resolved on the spot (即报即处)", _share(p["on_spot"], n)], ["reworked (返工)", _share(p["reworked"], n)],
+        ["with an approved extension (延期)", _share(p["extended"], n)],
+        ["escalated (升级), of which by the sweep (no actor)",
+         f"{_share(p['escalated'], n)}, {p['sweep_escalations']:,} by the sweep"],
+        ["resolved at (closed cases)", ", ".join(f"{level} {count:,}" for level, count in p["resolved_levels"].items())],
+        ["call-backs (回访) with a score", f"{p['callbacks']:,}"],
+        ["tasks (to a department)", f"{f['tasks']:,} ({p['department_tasks']:,})"],
+        ["mediation records of disputes", f"{f['mediations']:,}"],
+    ]
+    e = st["explain"]
+    db = st["database"]
+    return [
+        f"### Evaluation: a quarter's figures against the SQL that reads its timeline (measured {st['measured_at']})",
+        "",
+        f"{f['incidents']:,} incidents reported from {f['span'][0]} to {f['span'][1]} across the NYC cells with "
+        f"{f['events']:,} timeline events, {f['tasks']:,} tasks and {f['mediations']:,} mediation records; fixture "
+        f"{origin}{build}; on disk with their indexes: {sizes}. The quarter measured: {q['from']} to {q['to']} "
+        f"(dates in the app's zone, {q['zone']}). Each call or statement for one region is run in turn with the "
+        f"others (the order reversed on every other repetition), a warm-up repetition then {st['repeat']} measured "
+        "ones, one client, on the same two cores as PostgreSQL; milliseconds p50 / p95 over the repetitions. "
+        f"Database settings: `jit = {db['jit']}`, `work_mem = {db['work_mem']}`, `shared_buffers = "
+        f"{db['shared_buffers']}`, `max_parallel_workers_per_gather = {db['max_parallel_workers_per_gather']}`.",
+        "",
+        "- *region_stats*: `server.services.stats.region_stats` for the quarter, in an app context, as the city "
+        "manager: the figures statement for the quarter, the quarter before and the same quarter a year before, "
+        "the escalations by level for each, the child regions and the ranking (the number of children in "
+        "brackets).",
+        "- *statement*: the service's figures statement alone, once, for the quarter only.",
+        "- *peer*: the quarter's timeline events counted per child region, with the same join to the incidents "
+        "and the same subtree test (below): what PostgreSQL needs at the least to read the quarter's timeline "
+        "grouped by street.",
+        "- *department_stats*, *worker_stats*: the departments' and the grid workers' figures of the same region "
+        "and quarter (the number of rows in brackets).",
+        "",
+        *_table(["region", "broken down by (children)", "region_stats ms", "statement ms", "peer ms",
+                 "ours/peer p50", "ours/peer p95", "statement/peer p50", "department_stats ms (rows)",
+                 "worker_stats ms (rows)", "< 1 s by street"], rows), "",
+        f"Against the target (a quarter's metrics for 1,000,000 incidents broken down by street in < 1 s: "
+        f"`region_stats` of each borough by its streets, p95): {verdict}.", "",
+        "What the fixture holds:", "",
+        *_table(["", ""], profile_rows), "",
+        f"EXPLAIN (ANALYZE, BUFFERS) for {e['region']} (`bench/out/`): the figures statement "
+        f"{e['statement']['execution'].replace('Execution Time: ', '')}"
+        + (f" (JIT: {e['statement']['jit'].replace('Timing: ', '')})" if e["statement"].get("jit") else "")
+        + f"; the peer {e['peer']['execution'].replace('Execution Time: ', '')}"
+        + (f" (JIT: {e['peer']['jit'].replace('Timing: ', '')})" if e["peer"].get("jit") else "") + ".", "",
+        "The peer (`bench/statsbench.py: PEER_SQL`):", "", "```sql", st["peer_sql"], "```", "",
+        f"The whole section took {st['seconds'] / 60:.1f} min.", "",
+    ]
+
+
 def markdown(results: dict) -> str:
     """The generated results section."""
     lines = [MARKER, "", f"## Results ({results['generated_at']})", ""]
     lines += _machine_section(results["machine"], results.get("report"), results.get("escalation"),
-                              results.get("tiles"))
+                              results.get("tiles"), results.get("stats"))
     lines += _build_section(results["dataset"])
     if "raw" in results:
         lines += _locate_section(results)
@@ -462,6 +552,8 @@ def markdown(results: dict) -> str:
         lines += _escalation_section(results["escalation"])
     if "tiles" in results:
         lines += _tiles_section(results["tiles"])
+    if "stats" in results:
+        lines += _stats_section(results["stats"])
     return "\n".join(lines)
 
 
@@ -503,5 +595,11 @@ def summary(results: dict) -> str:
                      f"{_sizes(z['ours'])} kB, {z['ours'].get('failed_measured', 0)} failed; tipg p95 "
                      f"{z['tipg']['p95_ms']:.1f} ms, size p50 / max {_sizes(z['tipg'])} kB; "
                      f"ours/tipg p95 {z['ratio_p95']:.2f}{met}")
+    for r in results.get("stats", {}).get("regions", []):
+        met = " (target p95 < 1 s: " + ("met" if r["target_met"] else "NOT met") + ")" \
+            if r["children_level"] == "street" else ""
+        lines.append(f"stats {r['name']} by {r['children_level']}: region_stats p50 {r['region_stats']['p50_ms']:,.0f} "
+                     f"p95 {r['region_stats']['p95_ms']:,.0f} ms; peer p50 {r['peer']['p50_ms']:,.0f} ms; "
+                     f"ours/peer p50 {r['ratio_p50']:.1f}{met}")
     lines.append(f"details: {DOC.relative_to(PROJECT_ROOT)}")
     return "\n".join(lines)
