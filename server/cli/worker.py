@@ -1,4 +1,5 @@
-"""``flask worker``: the background worker (escalation sweep and push dispatcher)."""
+"""``flask worker``: the background worker (escalation sweep, push dispatcher, early warning,
+export jobs)."""
 from __future__ import annotations
 
 import signal
@@ -15,8 +16,9 @@ from server.notifications import sender_from_config
 @click.option("--interval", type=click.FloatRange(min=0.1), help="Seconds between passes "
               "(default: FENGQIAO_WORKER_INTERVAL_SECONDS); a new push wakes the worker at once")
 def worker_command(once, interval):
-    """Sweep for due reminders, escalations, supervision and unacknowledged tasks, and send
-    the pushes they queue (FCM with FENGQIAO_FCM_CREDENTIALS, else only logged).
+    """Sweep for due reminders, escalations, supervision and unacknowledged tasks, send the
+    pushes they queue (FCM with FENGQIAO_FCM_CREDENTIALS, else only logged), look for cells
+    turning hot (early warning) and run queued export jobs.
 
     Safe to run as several processes side by side. Stops cleanly on SIGTERM or Ctrl-C
     after the pass under way.
@@ -35,11 +37,15 @@ def worker_command(once, interval):
                    "file to send them through FCM.", err=True)
 
     def show(report):
-        s, p = report.sweep, report.push
-        if s.done or s.failed or p.handled or p.errors or once:
+        s, p, e = report.sweep, report.push, report.exports
+        exported = e and (e.done or e.failed or e.requeued or e.expired or e.lost)
+        if s.done or s.failed or p.handled or p.errors or report.alerts or exported or once:
             click.echo(f"reminded {s.reminded}, escalated {s.escalated}, supervised {s.supervised}, "
                        f"pushed again {s.repushed}, handed over {s.handed_over}; pushes sent {p.sent}, "
-                       f"to retry {p.retried}, dead {p.dead}, failed {p.failed}, expired {p.expired}"
+                       f"to retry {p.retried}, dead {p.dead}, failed {p.failed}, expired {p.expired}; "
+                       f"hotspot warnings {report.alerts}"
+                       + (f"; exports done {e.done}, failed {e.failed}, requeued {e.requeued}, "
+                          f"expired {e.expired}" if e else "")
                        + (f"; sweep failures {len(s.failed)}: {', '.join(s.failed[:5])}" if s.failed else ""))
 
     if not once:

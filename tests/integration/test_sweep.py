@@ -274,3 +274,4 @@ def test_the_worker_loop_sweeps_on_its_clock_and_the_command_reports(tree, app):
     result = app.test_cli_runner().invoke(args=["worker", "--once"])
     assert result.exit_code == 0, result.output
     assert "escalated 0" in result.output  # the real clock: the new stage is not due yet
+    assert "hotspot warnings 0" in result.output and "exports done 0" in result.output
