@@ -2,15 +2,18 @@
 
 Keys are content-addressed (``photo_key``), so a key always names the same bytes and
 ``put`` may be repeated safely. The database holds keys and metadata, never the bytes.
+Large blobs (export files) go in from a file and come out in chunks (``put_file``,
+``open_chunks``), never whole in memory.
 """
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 import boto3
 from botocore.config import Config
@@ -21,6 +24,7 @@ PHOTO_VARIANTS = ("orig", "public")
 _KEY_CHARS = re.compile(r"[A-Za-z0-9._/-]+")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _S3_MISSING = {"404", "NoSuchKey", "NotFound"}
+CHUNK = 1 << 20  # bytes read and sent at a time when streaming a blob
 
 
 class BlobNotFound(KeyError):
@@ -32,8 +36,15 @@ class BlobStore(Protocol):
     def put(self, key: str, data: bytes, content_type: str) -> None:
         """Store ``data`` under ``key``, replacing what was there (same key, same content)."""
 
+    def put_file(self, key: str, file: BinaryIO, content_type: str) -> None:
+        """Store what is left to read of ``file`` under ``key``, read in chunks."""
+
     def get(self, key: str) -> bytes:
         """The bytes under ``key``; raises BlobNotFound when there are none."""
+
+    def open_chunks(self, key: str) -> Iterator[bytes]:
+        """The bytes under ``key`` in chunks; raises BlobNotFound at once when there are none
+        (before the first chunk is asked for)."""
 
     def exists(self, key: str) -> bool:
         """Whether a blob is stored under ``key``."""
@@ -71,13 +82,19 @@ class LocalStore:
         return self.root.joinpath(*_check_key(key).split("/"))
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
+        self._write(key, lambda f: f.write(data))
+
+    def put_file(self, key: str, file: BinaryIO, content_type: str) -> None:
+        self._write(key, lambda f: shutil.copyfileobj(file, f, CHUNK))
+
+    def _write(self, key: str, write: Callable[[BinaryIO], object]) -> None:
         path = self._path(key)
         self._make_dirs(path.parent)
         # mkstemp creates the file 0600; os.replace makes the new content appear at once.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                write(f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -90,6 +107,13 @@ class LocalStore:
             return self._path(key).read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise BlobNotFound(key) from None
+
+    def open_chunks(self, key: str) -> Iterator[bytes]:
+        try:
+            f = self._path(key).open("rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise BlobNotFound(key) from None
+        return _chunks(f)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -155,15 +179,24 @@ class S3Store:
     def put(self, key: str, data: bytes, content_type: str) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type)
 
+    def put_file(self, key: str, file: BinaryIO, content_type: str) -> None:
+        # a multipart upload past boto3's threshold: parts are read and sent one at a time
+        self.client.upload_fileobj(file, self.bucket, self._key(key), ExtraArgs={"ContentType": content_type})
+
     def get(self, key: str) -> bytes:
+        with self._body(key) as body:
+            return body.read()
+
+    def open_chunks(self, key: str) -> Iterator[bytes]:
+        return _chunks(self._body(key))
+
+    def _body(self, key: str):
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
         except ClientError as exc:
             if _is_missing(exc):
                 raise BlobNotFound(key) from None
             raise
-        with response["Body"] as body:
-            return body.read()
 
     def exists(self, key: str) -> bool:
         try:
@@ -176,6 +209,13 @@ class S3Store:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+
+def _chunks(f) -> Iterator[bytes]:
+    """``f`` read ``CHUNK`` bytes at a time, closed at the end (or when the reader stops)."""
+    with f:
+        while chunk := f.read(CHUNK):
+            yield chunk
 
 
 def _is_missing(exc: ClientError) -> bool:

@@ -63,4 +63,4 @@ def get_export(actor, job_id):
 def get_export_file(actor, job_id):
     """Download a done export's file (409 export.not_ready or export.failed; 410 export.expired)"""
     found = service.job_file(actor, job_id)
-    return download(found.data, found.media_type, found.filename)
+    return download(found.chunks, found.media_type, found.filename)

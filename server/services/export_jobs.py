@@ -105,7 +105,7 @@ def get_job(actor: Actor, job_id: int) -> ExportJob:
 
 @dataclass(frozen=True)
 class ExportFile:
-    data: bytes
+    chunks: Iterator[bytes]  # the file as the store gives it, a chunk at a time
     media_type: str
     filename: str
 
@@ -121,10 +121,10 @@ def job_file(actor: Actor, job_id: int) -> ExportFile:
     if job.state == "expired" or job.storage_key is None:
         raise Gone("export.expired", "The export's file has been deleted; ask for it again.")
     try:
-        data = blob_store().get(job.storage_key)
+        chunks = blob_store().open_chunks(job.storage_key)  # sent as it is read
     except BlobNotFound:
         raise Gone("export.expired", "The export's file has been deleted; ask for it again.") from None
-    return ExportFile(data, MEDIA_TYPES[job.format], f"export-{job.id}.{job.format}")
+    return ExportFile(chunks, MEDIA_TYPES[job.format], f"export-{job.id}.{job.format}")
 
 
 # ---------------------------------------------------------------- the worker's step
@@ -255,9 +255,8 @@ def _execute(run: _Run, clock: Callable[[], datetime], report: ExportReport) -> 
             total = _write(run, actor, out, clock)
             size = out.tell()
             out.seek(0)
-            data = out.read()
-        key = f"exports/{uuid.uuid4().hex}.{run.format}"
-        blob_store().put(key, data, MEDIA_TYPES[run.format])
+            key = f"exports/{uuid.uuid4().hex}.{run.format}"
+            blob_store().put_file(key, out, MEDIA_TYPES[run.format])  # in chunks, never whole in memory
         now = clock()
         _update(run, "finish", rows_done=total, storage_key=key, size_bytes=size, progress_at=now, finished_at=now,
                 expires_at=now + _retention())
