@@ -63,6 +63,9 @@ class ChildStatsSchema(Schema):
     figures = fields.Dict()
     score = fields.Float(allow_none=True)
     rank = fields.Integer(allow_none=True, metadata={"description": "排名; null: no case accepted in the period"})
+    change_pp = fields.Dict(metadata={"description": "Each rate's change in percentage points against the same "
+                                                     "region's figures of the period before (previous) and the year "
+                                                     "before (year_before)"})
 
 
 class ComparisonSchema(Schema):

@@ -257,49 +257,33 @@ def _pct(rate: float | None) -> float | None:
     return None if rate is None else round(100 * rate, 2)
 
 
-def _change_pp(now: float | None, before: float | None) -> float | None:
-    """A rate's change in percentage points (百分点), as the stats answer gives it."""
-    return None if now is None or before is None else round(100 * (now - before), 2)
-
-
 def _name(thing, lang: str) -> str:
     return _safe(thing.name if lang == "zh" else (thing.name_en or thing.name))
 
 
-def _region_row(region, figures: dict, score, rank, previous: dict | None, year_before: dict | None,
-                lang: str) -> list:
+def _region_row(region, figures: dict, score, rank, change_pp: dict, lang: str) -> list:
+    """A region's row: ``change_pp`` holds each rate's changes against the period before
+    (``previous``) and the year before (``year_before``), as the stats answer gives them."""
     counts, rates, hours = figures["counts"], figures["rates"], figures["hours"]
-    empty = {"rates": dict.fromkeys(rates)}
-    previous, year_before = previous or empty, year_before or empty
     return [region.code, _name(region, lang), _label(LEVEL_LABELS, region.level, lang), rank, score,
             *[counts[key] for key, _, _ in COUNT_LABELS],
             *[_pct(rates[key]) for key, _, _ in RATE_LABELS],
             *[hours[step][part] for step, _ in HOUR_LABELS for part in ("mean", "p90")],
             figures["satisfaction_mean"],
-            *[_change_pp(rates[key], previous["rates"][key]) for key, _, _ in RATE_LABELS],
-            *[_change_pp(rates[key], year_before["rates"][key]) for key, _, _ in RATE_LABELS]]
+            *[change_pp[when][key] for when in ("previous", "year_before") for key, _, _ in RATE_LABELS]]
 
 
 def region_rows(actor: Actor, region_id: int, period: stats.Period, weights: dict | None, lang: str) -> list[list]:
     """The header, the region's row, then one row per child region in the stats' order
     (ranked first): every figure of ``stats.region_stats``, rates as percentages, the
-    changes against the period before and the year before in percentage points. The
-    children's changes come from the figures of the same children over those periods.
-    Errors as ``stats.region_stats``."""
+    changes against the period before and the year before in percentage points (each
+    child's against its own figures then). Errors as ``stats.region_stats``."""
     now = stats.region_stats(actor, region_id, period, weights)
-    children_before = {}
-    if now["children"]:
-        for name, shifted in (("previous", period.shifted()), ("year_before", period.shifted(years=1))):
-            before = stats.region_stats(actor, region_id, shifted, weights)
-            children_before[name] = {c["region"].id: c["figures"] for c in before["children"]}
-    rows = [header(REGION_COLUMNS, lang),
-            _region_row(now["region"], now["figures"], now["figures"]["score"], None, now["previous"]["figures"],
-                        now["year_before"]["figures"], lang)]
-    for child in now["children"]:
-        key = child["region"].id
-        rows.append(_region_row(child["region"], child["figures"], child["score"], child["rank"],
-                                children_before["previous"].get(key), children_before["year_before"].get(key), lang))
-    return rows
+    whole = {when: now[when]["change_pp"] for when in ("previous", "year_before")}
+    return [header(REGION_COLUMNS, lang),
+            _region_row(now["region"], now["figures"], now["figures"]["score"], None, whole, lang),
+            *[_region_row(child["region"], child["figures"], child["score"], child["rank"], child["change_pp"], lang)
+              for child in now["children"]]]
 
 
 def _task_values(item: dict) -> list:

@@ -427,8 +427,8 @@ def region_stats(actor: Actor, region_id: int, period: Period, weights: dict[str
     require(actor, STATS_READ, region)
     weights = weights or DEFAULT_WEIGHTS
     whole, by_child, levels = _run(region, period)
-    previous, _, _ = _run(region, period.shifted())
-    year_before, _, _ = _run(region, period.shifted(years=1))
+    previous, previous_by_child, _ = _run(region, period.shifted())
+    year_before, year_before_by_child, _ = _run(region, period.shifted(years=1))
     for figures in (whole, previous, year_before):
         figures["score"] = score(figures, weights)
     children = []
@@ -439,7 +439,10 @@ def region_stats(actor: Actor, region_id: int, period: Period, weights: dict[str
             figures = by_child.get(child.id) or _empty()
             ranked = figures["counts"]["accepted"] > 0
             children.append({"region": child, "figures": figures,
-                             "score": score(figures, weights) if ranked else None, "rank": None})
+                             "score": score(figures, weights) if ranked else None, "rank": None,
+                             "change_pp": {
+                                 "previous": _changes(figures, previous_by_child.get(child.id) or _empty()),
+                                 "year_before": _changes(figures, year_before_by_child.get(child.id) or _empty())}})
     ranked = sorted((c for c in children if c["score"] is not None), key=lambda c: (-c["score"], c["region"].name))
     for rank, child in enumerate(ranked, start=1):
         child["rank"] = rank

@@ -167,6 +167,22 @@ def test_the_period_before_and_the_year_before(tree, cases, client_for):
     assert got["year_before"]["change_pp"]["on_time"] == pytest.approx(100 * (4 / 6 - 1), abs=0.01)
 
 
+def test_each_child_is_compared_with_its_own_past(tree, cases, client_for):
+    city = client_for(tree["city"])
+    got = stats(city, tree["C"])
+    for when in ("previous", "year_before"):
+        before = {c["region"]["id"]: c["figures"]["rates"] for c in stats(city, tree["C"], **{
+            "from": got[when]["period"]["from"], "to": got[when]["period"]["to"]})["children"]}
+        for child in got["children"]:
+            then = before[child["region"]["id"]]
+            assert child["change_pp"][when] == pytest.approx({
+                name: None if now is None or then[name] is None else round(100 * (now - then[name]), 2)
+                for name, now in child["figures"]["rates"].items()})
+    d1 = next(c for c in got["children"] if c["region"]["id"] == tree["D1"].id)
+    assert d1["change_pp"]["previous"]["closure"] == 0.0  # I closed in the quarter before, all of D1's too
+    assert d1["change_pp"]["year_before"]["on_time"] == -25.0  # J on time a year before; 3 of 4 now
+
+
 def test_a_street_sees_its_own_figures_and_nothing_else(tree, cases, client_for):
     street = client_for(tree["street"])
     got = stats(street, tree["S1"])
