@@ -5,6 +5,7 @@ import http
 import json
 import re
 from datetime import date
+from urllib.parse import quote
 
 import flask_smorest
 from flask import Response, current_app
@@ -154,3 +155,18 @@ def geojson_response(obj: dict, status: int = 200) -> Response:
     """Answer a GeoJSON object with the RFC 7946 media type."""
     return current_app.response_class(json.dumps(obj, ensure_ascii=False, separators=(",", ":")),
                                       status=status, mimetype=GEOJSON)
+
+
+def download(body, mimetype: str, filename: str, *, inline: bool = False) -> Response:
+    """``body`` (bytes, text, or an iterable of chunks) as a file under ``filename``, never
+    cached: saved (attachment) or shown (inline). The name goes in both forms of RFC 6266:
+    ``filename*`` in UTF-8 as it is, ``filename`` with anything but ASCII letters, digits,
+    dots and dashes made an underscore for older clients."""
+    response = current_app.response_class(body, mimetype=mimetype)
+    plain = re.sub(r"[^A-Za-z0-9._-]", "_", filename)
+    disposition = f'{"inline" if inline else "attachment"}; filename="{plain}"'
+    if plain != filename:
+        disposition += f"; filename*=UTF-8''{quote(filename, safe='')}"
+    response.headers["Content-Disposition"] = disposition
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,29 +1,18 @@
 """Exports: files to save (CSV, XLSX), and export jobs run by the worker (docs/STATS.md)."""
 from __future__ import annotations
 
-from flask import current_app
-
 from schemas.common import PageQueryArgsSchema
 from schemas.exports import ExportJobCreateSchema, ExportJobPageSchema, ExportJobSchema
 from server.auth import login_required
 from server.services import export_jobs as service
 
-from .common import Blueprint, errors
+from .common import Blueprint, download, errors
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV = "text/csv"
 
 blp = Blueprint("exports", __name__, url_prefix="/exports",
                 description="Export jobs: large exports run in the background, with progress")
-
-
-def download(body, mimetype: str, filename: str):
-    """``body`` (bytes, or an iterable of chunks) as a file to save under ``filename``
-    (ASCII), never cached."""
-    response = current_app.response_class(body, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @blp.post("")

@@ -21,8 +21,8 @@ from server.services import exports, photos
 from server.services import incident_queries as queries
 from server.services import incidents as service
 
-from .common import Blueprint, accepts, errors, parse_json
-from .exports import XLSX, download
+from .common import Blueprint, accepts, download, errors, parse_json
+from .exports import XLSX
 
 blp = Blueprint("incidents", __name__, url_prefix="/incidents",
                 description="Incidents reported from phones and their closed loop")

@@ -1,14 +1,9 @@
 """Reports: the quarterly risk report (风险研判报告) of a region, as PDF or HTML."""
-import re
-from urllib.parse import quote
-
-from flask import current_app
-
 from schemas.reports import QuarterlyReportArgsSchema
 from server.auth import login_required
 from server.services import reports as service
 
-from .common import Blueprint, errors
+from .common import Blueprint, download, errors
 
 blp = Blueprint("reports", __name__, url_prefix="/reports", description="Reports (风险研判报告)")
 MIMETYPES = {"pdf": "application/pdf", "html": "text/html; charset=utf-8"}
@@ -22,14 +17,7 @@ MIMETYPES = {"pdf": "application/pdf", "html": "text/html; charset=utf-8"}
 def quarterly_report(actor, args, region_id):
     """A region's quarterly risk report: key figures against last quarter, the ranking below it,
     the hotspot map, charts, overdue and escalated cases, disputes (managers, inside their scope)"""
-    region, html = service.quarterly(actor, region_id, args["quarter"], args["lang"])
     kind = args["format"]
+    region, html = service.quarterly(actor, region_id, args["quarter"], args["lang"])
     body = service.to_pdf(html) if kind == "pdf" else html
-    response = current_app.response_class(body, mimetype=MIMETYPES[kind])
-    name = service.file_name(region, args["quarter"], kind)
-    disposition = "attachment" if kind == "pdf" else "inline"
-    code = re.sub(r"[^A-Za-z0-9._-]", "_", region.code)
-    plain = f"report-{code}-{args['quarter']}.{kind}"  # for clients without RFC 6266's filename*
-    response.headers["Content-Disposition"] = f"{disposition}; filename=\"{plain}\"; filename*=UTF-8''{quote(name)}"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return download(body, MIMETYPES[kind], service.file_name(region, args["quarter"], kind), inline=kind == "html")

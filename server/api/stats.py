@@ -11,8 +11,8 @@ from server.services import hotspots as hotspot_service
 from server.services import exports
 from server.services import stats as service
 
-from .common import Blueprint, errors
-from .exports import CSV, XLSX, download
+from .common import Blueprint, download, errors
+from .exports import CSV, XLSX
 
 blp = Blueprint("stats", __name__, url_prefix="/stats", description="Evaluation (考核) figures")
 

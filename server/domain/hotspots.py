@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class HotspotRules:
-    days: int = 7  # the window's length
+    days: float = 7  # the window's length (days; a report's quarter so far is a fraction)
     baseline_windows: int = 8  # past windows of the same length making the baseline
     alpha: float = 0.01  # hot when P(X ≥ count) is below this
     min_count: int = 3  # never hot with fewer reports than this

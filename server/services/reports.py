@@ -6,6 +6,7 @@ Read-only. Rights as the figures (``STATS_READ`` inside the actor's scope).
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -111,7 +112,10 @@ WORDS = {  # the report's own words: (中文, English)
     "pp": ("个百分点", " pp"),
     "counts": ("数量", "Counts"),
     "times": ("平均用时", "Mean hours"),
-    "page": ("第", "Page "),
+    "page": ("第 ", "Page "), "page_of": (" 页 / 共 ", " of "), "pages_end": (" 页", ""),
+    "so_far": ("本季度尚未结束：本季度数字为季度初至统计时点，上季度与去年同期为整季。",
+               "The quarter is not over: its figures run from its first day to now; last quarter's and a year "
+               "before's are whole quarters."),
 }
 
 
@@ -131,7 +135,10 @@ class Quarter:
 
 
 def file_name(region, quarter: Quarter, extension: str) -> str:
-    return f"风险研判报告-{region.code}-{quarter}.{extension}"
+    """风险研判报告-<code>-<year>Q<n>.<extension>, the code's characters other than letters,
+    digits, dots and dashes made underscores (a code may come from any imported file)."""
+    code = re.sub(r"[^\w.-]", "_", region.code)
+    return f"风险研判报告-{code}-{quarter}.{extension}"
 
 
 def quarterly(actor: Actor, region_id: int, quarter: Quarter, lang: str = "zh",
@@ -156,7 +163,8 @@ def quarterly(actor: Actor, region_id: int, quarter: Quarter, lang: str = "zh",
     step("figures")
     figures = stats.region_stats(actor, region.id, period)
     step("hotspots")
-    rules = HotspotRules(days=max((end - lo).days, 1), **REPORT_RULES)
+    # the window is the quarter (so far) to the second; the baseline four windows as long before it
+    rules = HotspotRules(days=(end - lo) / timedelta(days=1), **REPORT_RULES)
     found = hotspot_service.hotspots(actor, region.id, LEVELS[-1], end, rules, REPEAT_RADIUS_M, REPEAT_MIN)
     step("map")
     hot_map = _map(region, figures["children"], found, zh)
@@ -165,8 +173,9 @@ def quarterly(actor: Actor, region_id: int, quarter: Quarter, lang: str = "zh",
     step("cases")
     context = {
         "zh": zh, "w": {key: pair[0 if zh else 1] for key, pair in WORDS.items()},
-        "region": region, "level": LEVEL_LABELS[region.level][0 if zh else 1], "quarter": quarter,
-        "period": period, "last_day": period.end - timedelta(days=1), "as_of": _local(now),
+        "region": region, "name": region.name if zh or not region.name_en else region.name_en,
+        "level": LEVEL_LABELS[region.level][0 if zh else 1], "quarter": quarter,
+        "period": period, "last_day": period.end - timedelta(days=1), "as_of": _local(now), "in_progress": hi > now,
         "key_counts": _key_counts(figures, zh), "key_rates": _key_rates(figures, zh),
         "key_hours": _key_hours(figures, zh), "children": figures["children"],
         "hot": found["hotspots"]["features"][:HOT_LISTED], "hot_total": len(found["hotspots"]["features"]),

@@ -136,6 +136,32 @@ def test_the_report_as_html_in_english(tree, cases, client_for):  # noqa: F811
     assert tree["S1"].name in html  # D1's street, ranked
 
 
+def test_markup_in_a_name_and_odd_codes(tree, cases, client_for):  # noqa: F811
+    """A name is text wherever it shows (the title, the tables, each page's foot) and a code
+    becomes a file name that is one name, in plain ASCII and in UTF-8."""
+    district = tree["D1"]
+    district.name, district.code = 'A&B <区> "一"', "D1/../x"
+    db.session.commit()
+    response = report(client_for(tree["city"]), district)
+    assert response.status_code == 200, response.text
+    disposition = response.headers["Content-Disposition"]
+    assert 'filename="______-D1_.._x-2026Q1.pdf"' in disposition  # 风险研判报告: six letters
+    assert "filename*=UTF-8''" + quote("风险研判报告-D1_.._x-2026Q1.pdf", safe="") in disposition
+    with Pdf(response.content) as pdf:
+        assert pdf.text.count('A&B <区> "一" · 2026Q1') == len(pdf.pages)  # every page's foot
+        assert "&amp;" not in pdf.text and "&#34;" not in pdf.text
+
+
+def test_a_quarter_under_way_says_so(tree, client_for):
+    from server.models._base import utcnow
+
+    now = utcnow()
+    city = client_for(tree["city"])
+    current = report(city, tree["C"], format="html", year=now.year, quarter=(now.month - 1) // 3 + 1)
+    assert current.status_code == 200 and "季度初至统计时点" in current.text
+    assert "季度初至统计时点" not in report(city, tree["C"], format="html").text
+
+
 def test_the_pdf_renderer_fetches_nothing():
     """Whatever a report's HTML names (a picture, a style sheet), the PDF renderer fetches
     nothing: a server on loopback sees no request."""
