@@ -183,7 +183,8 @@ def _recover(now: datetime, report: ExportReport) -> None:
         .order_by(ExportJob.id).limit(100).with_for_update(skip_locked=True)).all()
     for job in jobs:
         if job.attempt < attempts:
-            job.state = target("requeue")
+            # queued again from nothing: the lost run's progress is not this job's any more
+            job.state, job.rows_done, job.rows_total, job.started_at = target("requeue"), 0, None, None
             report.requeued += 1
         else:
             job.state, job.error_code = target("fail"), "export.worker_lost"

@@ -276,3 +276,17 @@ def test_a_run_whose_job_was_taken_from_it_stops(tree, cases, client_for, monkey
     assert (report.lost, report.done, report.failed) == (1, 0, 0)
     got = job(street, asked["id"])
     assert (got["state"], got["file"]) == ("queued", None)  # for the next worker, no file left behind
+
+
+def test_a_requeued_job_shows_no_progress_of_the_lost_run(tree, cases, client_for):
+    street = client_for(tree["street"])
+    asked = ask(street)
+    started = utcnow()
+    export_jobs.claim(started)  # a worker took it, wrote 3 of 5 rows and died
+    db.session.execute(text("UPDATE export_jobs SET rows_done = 3, rows_total = 5 WHERE id = :id"),
+                       {"id": asked["id"]})
+    db.session.commit()
+    assert job(street, asked["id"])["percent"] == 60
+    export_jobs._recover(started + timedelta(minutes=11), export_jobs.ExportReport())
+    got = job(street, asked["id"])
+    assert (got["state"], got["rows_done"], got["rows_total"], got["percent"]) == ("queued", 0, None, None)
