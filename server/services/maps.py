@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Integer, String, case, cast, func, literal, or_, select, text
@@ -28,6 +27,7 @@ from server.models import Category, Incident, Region
 from server.models._base import utcnow
 
 from .access import visible_incidents, within_scope
+from .analytic import analytic
 from .incident_queries import NO_LIGHT, IncidentFilter, incident_query, light_condition, light_expression
 from .sync import changed_rows
 
@@ -92,25 +92,8 @@ def tile(actor: Actor, z: int, x: int, y: int, f: TileFilter) -> bytes:
     body = layers[0]
     for layer in layers[1:]:
         body = body.op("||")(layer)
-    with _as_a_map():
+    with analytic():
         return bytes(db.session.scalar(select(body)) or b"")
-
-
-@contextmanager
-def _as_a_map():
-    """How a map's statements are run, in this transaction: planned without JIT (the
-    planner costs them high enough to compile them, which takes longer than running them:
-    300–500 ms on a tile of 60,000 points), and never as a server-side prepared statement.
-    psycopg prepares a statement once it has run five times on a connection, and prepared,
-    a tile's statement ran 4–7 times slower (a z12 tile 0.2 → 1 s), even with custom plans
-    forced (``plan_cache_mode``): on the benchmark's data, measured, not yet explained."""
-    db.session.execute(text("SET LOCAL jit = off"))
-    driver = db.session.connection().connection.driver_connection
-    threshold, driver.prepare_threshold = driver.prepare_threshold, None
-    try:
-        yield
-    finally:
-        driver.prepare_threshold = threshold
 
 
 def _layer(rows, name: str, id_column: str | None):
@@ -357,7 +340,7 @@ def region_features(actor: Actor, bbox, zoom: int, level: str | None, f: TileFil
     shown = _regions_in(actor, level, _box(bbox)).where(Region.id > after).order_by(Region.id).limit(limit + 1) \
         .cte("shown")
     pixel = 360.0 / (2 ** zoom * 256)
-    with _as_a_map():
+    with analytic():
         rows = db.session.execute(_with_counts(actor, shown, level, f).add_columns(
             func.ST_SimplifyPreserveTopology(shown.c.geom, pixel).label("geom")).order_by(shown.c.id)).all()
     return _page(rows, limit)
@@ -365,7 +348,7 @@ def region_features(actor: Actor, bbox, zoom: int, level: str | None, f: TileFil
 
 def incident_features(actor: Actor, bbox, f: TileFilter, after: int, limit: int) -> FeaturePage:
     """The incidents in ``bbox`` the actor may see that pass ``f``, in id order after ``after``."""
-    with _as_a_map():
+    with analytic():
         rows = db.session.execute(_incident_columns(actor, f, _box(bbox)).add_columns(
             select(Category.name).where(Category.id == Incident.category_id).scalar_subquery()
             .label("category_name"), Incident.reported_at, Incident.due_at, Incident.geom.label("geom"))

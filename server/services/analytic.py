@@ -1,0 +1,31 @@
+"""How the analytic statements (a map's tiles, the evaluation figures) are run.
+
+They read many rows and return few; PostgreSQL's defaults serve them badly in two ways,
+both measured on the benchmark's data (docs/BENCHMARKS.md):
+
+- JIT: the planner costs them high enough to compile them, and compiling takes longer than
+  running them (300–500 ms on a tile of 60,000 points; 2 s of a borough's quarter).
+- Server-side prepared statements: psycopg prepares a statement once it has run five times on
+  a connection, and prepared, a tile's statement ran 4–7 times slower (a z12 tile 0.2 → 1 s),
+  even with custom plans forced (``plan_cache_mode``): measured, not yet explained.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from sqlalchemy import text
+
+from server.extensions import db
+
+
+@contextmanager
+def analytic():
+    """Run the statements of the block without JIT (in this transaction) and never as
+    server-side prepared statements."""
+    db.session.execute(text("SET LOCAL jit = off"))
+    driver = db.session.connection().connection.driver_connection
+    threshold, driver.prepare_threshold = driver.prepare_threshold, None
+    try:
+        yield
+    finally:
+        driver.prepare_threshold = threshold
