@@ -2,8 +2,8 @@
 from .auth import AuthSession, LoginAttempt, RefreshToken
 from .exports import ExportJob
 from .incidents import (
-    Category, Extension, IdempotencyKey, Incident, IncidentEvent, IncidentFollower, IncidentPhoto, Mediation,
-    MediationSession, Task,
+    Category, Extension, IdempotencyKey, Incident, IncidentEvent, IncidentFollower, IncidentMilestones, IncidentPhoto,
+    Mediation, MediationSession, Task,
 )
 from .notifications import CalendarDay, EscalationOverride, HotspotAlert, Notification, OutboxAttempt, OutboxMessage
 from .people import Department, Device, GridAssignment, User
@@ -12,7 +12,6 @@ from .territory import Region
 __all__ = [
     "AuthSession", "CalendarDay", "Category", "Department", "Device", "EscalationOverride", "ExportJob", "Extension",
     "GridAssignment", "HotspotAlert", "IdempotencyKey", "Incident", "IncidentEvent", "IncidentFollower",
-    "IncidentPhoto",
-    "LoginAttempt", "Mediation", "MediationSession", "Notification", "OutboxAttempt", "OutboxMessage",
+    "IncidentMilestones", "IncidentPhoto", "LoginAttempt", "Mediation", "MediationSession", "Notification", "OutboxAttempt", "OutboxMessage",
     "RefreshToken", "Region", "Task", "User",
 ]

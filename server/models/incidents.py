@@ -206,6 +206,40 @@ class IncidentEvent(db.Model):
         Index("ix_incident_events_incident", "incident_id", "id"),
         # evaluation (docs/STATS.md): the cases something happened to in a period
         Index("ix_incident_events_at", "at"),
+        # evaluation: a period's call-backs (satisfaction)
+        Index("ix_incident_events_callbacks", "at", postgresql_where=text("action = 'callback'")),
+    )
+
+
+class IncidentMilestones(db.Model):
+    """A case's milestones as its timeline says them (docs/STATS.md, "Milestones"): one row
+    per incident, written by triggers in the transaction that writes the incident or an event
+    (migration 0011), never by the application. An event added moves the row forward; an
+    event corrected or removed, or the case moved to another cell, makes the row again from
+    the whole timeline (``incident_milestones_refresh``)."""
+
+    __tablename__ = "incident_milestones"
+
+    incident_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("incidents.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    region_path: Mapped[str] = mapped_column(String(512))  # the incident's, kept with it
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the report or the latest event
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the first 立案
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the first 派遣
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the last 处置反馈
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the last 核查结案
+    reworks: Mapped[int] = mapped_column(Integer, server_default="0")
+    extensions: Mapped[int] = mapped_column(Integer, server_default="0")  # approved
+    escalations: Mapped[int] = mapped_column(Integer, server_default="0")
+    overdue_escalations: Mapped[int] = mapped_column(Integer, server_default="0")  # by the sweep (no actor)
+    handled_levels: Mapped[list[str]] = mapped_column(ARRAY(String(16)), server_default=text("'{}'"))
+    escalated_from: Mapped[list[str]] = mapped_column(ARRAY(String(16)), server_default=text("'{}'"))
+
+    __table_args__ = (
+        # a region's cases alive in a period: path prefix, then the latest activity
+        Index("ix_incident_milestones_region", "region_path", "last_at",
+              postgresql_ops={"region_path": "text_pattern_ops"}),
     )
 
 

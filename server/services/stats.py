@@ -22,6 +22,7 @@ from server.models import Department, Region, User
 from server.models._base import utcnow
 
 from .access import require
+from .analytic import analytic
 from .regions import get_region
 
 # the composite score's default weights (out of 100); a metric without a value drops out
@@ -74,34 +75,21 @@ def _minus_years(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
-# One row per group (each child region, and the whole region: ``whole``), from the cases of
-# the region's subtree that something happened to in the period. :path is the region's
+# One row per group (each child region, and the whole region: ``whole``), from the
+# milestones (incident_milestones: the timeline's first accept, last verify…, kept by
+# triggers) of the region's cases alive in the period, and the call-backs and tasks of those
+# cases in the period. :path is the region's
 # path (a server-made path: no LIKE wildcards), :child_pos the position in a case's path of
 # its child region's id (0: the region has no children).
 _FIGURES = text("""
-WITH touched AS (  -- the cases something happened to in the period, or reported in it
-    SELECT ev.incident_id AS id FROM incident_events ev WHERE ev.at >= :lo AND ev.at < :hi
-    UNION
-    SELECT i.id FROM incidents i WHERE i.reported_at >= :lo AND i.reported_at < :hi
-), relevant AS (
-    SELECT i.id, i.status, i.reported_at, i.due_at, i.resolved_level, i.category_id,
-           CASE WHEN :child_pos > 0 THEN CAST(NULLIF(split_part(i.region_path, '/', :child_pos), '') AS integer)
+WITH relevant AS (  -- the region's cases alive in the period: reported before its end, active since its start
+    SELECT m.incident_id AS id, i.status, m.reported_at, i.due_at, i.resolved_level, i.category_id,
+           CASE WHEN :child_pos > 0 THEN CAST(NULLIF(split_part(m.region_path, '/', :child_pos), '') AS integer)
            END AS child,
-           e.*
-    FROM touched t
-    JOIN incidents i ON i.id = t.id
-    CROSS JOIN LATERAL (
-        SELECT min(ev.at) FILTER (WHERE ev.action = 'accept') AS accepted_at,
-               min(ev.at) FILTER (WHERE ev.action = 'dispatch') AS dispatched_at,
-               max(ev.at) FILTER (WHERE ev.action IN ('resolve', 'resolve_on_spot')) AS resolved_at,
-               max(ev.at) FILTER (WHERE ev.action = 'verify') AS closed_at,
-               count(*) FILTER (WHERE ev.action = 'rework') AS reworks,
-               count(*) FILTER (WHERE ev.action = 'approve_extension') AS extensions,
-               count(*) FILTER (WHERE ev.action = 'escalate') AS escalations,
-               count(*) FILTER (WHERE ev.action = 'escalate' AND ev.actor_id IS NULL) AS overdue_escalations
-        FROM incident_events ev WHERE ev.incident_id = i.id
-    ) e
-    WHERE i.region_path LIKE :path || '%'
+           m.accepted_at, m.dispatched_at, m.resolved_at, m.closed_at, m.reworks, m.extensions, m.escalations,
+           m.overdue_escalations
+    FROM incident_milestones m JOIN incidents i ON i.id = m.incident_id
+    WHERE m.region_path LIKE :path || '%' AND m.last_at >= :lo AND m.reported_at < :hi
 ), figures AS (
     SELECT child, GROUPING(child) = 1 AS whole,
         count(*) FILTER (WHERE reported_at >= :lo AND reported_at < :hi) AS reported,
@@ -141,19 +129,16 @@ WITH touched AS (  -- the cases something happened to in the period, or reported
     FROM relevant
     GROUP BY GROUPING SETS ((child), ())
 ), acks AS (
-    SELECT CASE WHEN :child_pos > 0 THEN CAST(NULLIF(split_part(i.region_path, '/', :child_pos), '') AS integer)
-           END AS child,
-           extract(epoch FROM t.acknowledged_at - t.created_at) AS seconds
-    FROM tasks t JOIN incidents i ON i.id = t.incident_id
-    WHERE i.region_path LIKE :path || '%' AND t.created_at >= :lo AND t.created_at < :hi
-      AND t.acknowledged_at IS NOT NULL
+    SELECT c.child, extract(epoch FROM t.acknowledged_at - t.created_at) AS seconds
+    FROM tasks t JOIN relevant c ON c.id = t.incident_id
+    WHERE t.created_at >= :lo AND t.created_at < :hi AND t.acknowledged_at IS NOT NULL
 ), ack_figures AS (
     SELECT child, GROUPING(child) = 1 AS whole, avg(seconds) AS ack_mean,
            percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds) AS ack_p90
     FROM acks GROUP BY GROUPING SETS ((child), ())
 ), callbacks AS (
     SELECT c.child, CAST(ev.data ->> 'satisfaction' AS integer) AS score
-    FROM relevant c JOIN incident_events ev ON ev.incident_id = c.id
+    FROM incident_events ev JOIN relevant c ON c.id = ev.incident_id
     WHERE ev.action = 'callback' AND ev.at >= :lo AND ev.at < :hi AND ev.data ? 'satisfaction'
 ), callback_figures AS (
     SELECT child, GROUPING(child) = 1 AS whole, count(*) AS callbacks, avg(score) AS satisfaction_mean,
@@ -179,23 +164,14 @@ LEFT JOIN mediation_figures md ON md.whole = f.whole AND md.child IS NOT DISTINC
 # at a level (accepted there, or moved there), those escalated from it
 _ESCALATIONS = text("""
 WITH cohort AS (  -- first accepted in the period
-    SELECT DISTINCT ev.incident_id AS id
-    FROM incident_events ev JOIN incidents i ON i.id = ev.incident_id
-    WHERE ev.action = 'accept' AND ev.at >= :lo AND ev.at < :hi AND i.region_path LIKE :path || '%'
-      AND NOT EXISTS (SELECT 1 FROM incident_events before
-                      WHERE before.incident_id = ev.incident_id AND before.action = 'accept' AND before.at < ev.at)
-), levels AS (
-    SELECT ev.incident_id, ev.to_level AS level, false AS escalated_from
-    FROM incident_events ev JOIN cohort c ON c.id = ev.incident_id
-    WHERE ev.action IN ('accept', 'escalate', 'return_down')
-    UNION ALL
-    SELECT ev.incident_id, ev.from_level, true
-    FROM incident_events ev JOIN cohort c ON c.id = ev.incident_id
-    WHERE ev.action = 'escalate'
+    SELECT m.handled_levels, m.escalated_from
+    FROM incident_milestones m
+    WHERE m.region_path LIKE :path || '%' AND m.last_at >= :lo AND m.reported_at < :hi
+      AND m.accepted_at >= :lo AND m.accepted_at < :hi
 )
-SELECT level, count(DISTINCT incident_id) AS handled,
-       count(DISTINCT incident_id) FILTER (WHERE escalated_from) AS escalated
-FROM levels GROUP BY level
+SELECT level, count(*) AS handled, count(*) FILTER (WHERE level = ANY(c.escalated_from)) AS escalated
+FROM cohort c CROSS JOIN LATERAL (SELECT DISTINCT l FROM unnest(c.handled_levels || c.escalated_from) AS l) AS u(level)
+GROUP BY level
 """)
 
 
@@ -394,7 +370,9 @@ def _run(region: Region, period: Period) -> tuple[dict, dict[int, dict], dict]:
     below = child_level(region.level)
     params = {"path": region.path, "lo": lo, "hi": hi, "child_pos": level_rank(below) + 2 if below else 0,
               "village": VILLAGE_LEVELS, "town": TOWN_LEVELS}
-    rows = db.session.execute(_FIGURES, params).all()
+    with analytic():
+        rows = db.session.execute(_FIGURES, params).all()
+        escalations = db.session.execute(_ESCALATIONS, {"path": region.path, "lo": lo, "hi": hi}).all()
     whole, children = None, {}
     for row in rows:
         if row.whole:
@@ -403,7 +381,7 @@ def _run(region: Region, period: Period) -> tuple[dict, dict[int, dict], dict]:
             children[row.child] = _figures(row._mapping)
     levels = {row.level: {"handled": row.handled, "escalated": row.escalated,
                           "rate": _rate(row.escalated, row.handled)}
-              for row in db.session.execute(_ESCALATIONS, {"path": region.path, "lo": lo, "hi": hi})}
+              for row in escalations}
     return whole or _empty(), children, levels
 
 

@@ -256,3 +256,38 @@ def test_a_child_without_a_case_has_zeros_and_no_rank(tree, cases, client_for):
     assert set(s2["figures"]["counts"].values()) == {0} and set(s2["figures"]["rates"].values()) == {None}
     assert (s2["score"], s2["rank"]) == (None, None) and children[tree["S1"].id]["rank"] == 1
     assert [c["region"]["id"] for c in got["children"]] == [tree["S1"].id, tree["S2"].id]  # the ranked first
+
+
+def milestones() -> dict[int, tuple]:
+    rows = db.session.execute(db.text("SELECT * FROM incident_milestones ORDER BY incident_id")).mappings()
+    return {r["incident_id"]: tuple(sorted(v) if isinstance(v, list) else v for v in r.values()) for r in rows}
+
+
+def test_the_milestones_kept_event_by_event_equal_those_made_from_the_whole_timelines(tree, cases):
+    kept = milestones()
+    assert set(kept) == {c.id for c in cases.values()}
+    for case in cases.values():
+        db.session.execute(db.text("SELECT incident_milestones_refresh(:id)"), {"id": case.id})
+    assert milestones() == kept
+    c = cases["C"]
+    assert (kept[c.id][-2], kept[c.id][-1]) == (["community", "grid"], ["grid"])  # handled; escalated from
+
+
+def test_a_corrected_timeline_corrects_the_figures(tree, cases, client_for):
+    """An event removed or its time corrected, or a case moved to another cell: the
+    milestones are made again, and the figures follow."""
+    city = client_for(tree["city"])
+    assert stats(city, tree["C"])["figures"]["counts"]["reworked"] == 1
+    rework = db.session.scalars(db.select(IncidentEvent).where(IncidentEvent.incident_id == cases["B"].id,
+                                                               IncidentEvent.action == "rework")).one()
+    db.session.delete(rework)
+    accept = db.session.scalars(db.select(IncidentEvent).where(IncidentEvent.incident_id == cases["G"].id,
+                                                               IncidentEvent.action == "accept")).one()
+    accept.at = at(4, 2)  # G accepted in the next quarter after all
+    db.session.commit()
+    got = stats(city, tree["C"])["figures"]["counts"]
+    assert (got["reworked"], got["accepted"]) == (0, 6)
+    cases["E"].region_id, cases["E"].region_path = tree["G3"].id, tree["G3"].path  # E moved to the other district
+    db.session.commit()
+    moved = {c["region"]["id"]: c["figures"]["counts"]["accepted"] for c in stats(city, tree["C"])["children"]}
+    assert moved == {tree["D1"].id: 4, tree["D2"].id: 2}  # A, B, C, D | F, E (G accepted in April now)
