@@ -471,7 +471,8 @@ def _stats_section(st: dict) -> list[str]:
                      _p(r["region_stats"]), _p(r["statement"]), _p(r["peer"]), f"{r['ratio_p50']:.1f}",
                      f"{r['ratio_p95']:.1f}", f"{r['statement_ratio_p50']:.1f}",
                      f"{_p(r['department_stats'])} ({r['answers']['department_stats']})",
-                     f"{_p(r['worker_stats'])} ({r['answers']['worker_stats']:,})", met])
+                     f"{_p(r['worker_stats'])} ({r['answers']['worker_stats']:,})",
+                     f"{_p(r['report_pdf'])} ({r['answers']['report_pdf']:,} kB)" if "report_pdf" in r else "—", met])
     streets = [r for r in st["regions"] if r["children_level"] == "street"]
     missed = [r["name"] for r in streets if not r["target_met"]]
     verdict = ("met for every borough" if not missed else
@@ -520,10 +521,13 @@ def _stats_section(st: dict) -> list[str]:
         "grouped by street.",
         "- *department_stats*, *worker_stats*: the departments' and the grid workers' figures of the same region "
         "and quarter (the number of rows in brackets).",
+        "- *report PDF*: the region's quarterly risk report (`server.services.reports.quarterly`, then `to_pdf`): "
+        "the figures as region_stats, the quarter's hotspots and repeated spots, the map, the charts, the lists "
+        "of cases, the HTML printed by WeasyPrint (the PDF's size in brackets).",
         "",
         *_table(["region", "broken down by (children)", "region_stats ms", "statement ms", "peer ms",
                  "ours/peer p50", "ours/peer p95", "statement/peer p50", "department_stats ms (rows)",
-                 "worker_stats ms (rows)", "< 1 s by street"], rows), "",
+                 "worker_stats ms (rows)", "report PDF ms (size)", "< 1 s by street"], rows), "",
         f"Against the target (a quarter's metrics for 1,000,000 incidents broken down by street in < 1 s: "
         f"`region_stats` of each borough by its streets, p95): {verdict}.", "",
         "What the fixture holds:", "",

@@ -507,7 +507,7 @@ def _explain(dsn: str, sql: str, params: dict, path) -> dict:
 
 def measure(app: Flask, url: str, dsn: str, city_id: int, args) -> dict:
     """Fixture, then for the city and each borough: region_stats, the figures statement alone,
-    department_stats, worker_stats and the peer, in turn, a warm-up then ``args.stats_repeat``
+    department_stats, worker_stats, the quarterly report as PDF and the peer, in turn, a warm-up then ``args.stats_repeat``
     repetitions; EXPLAIN ANALYZE of the figures statement and of the peer for one borough."""
     from sqlalchemy import select
 
@@ -560,13 +560,20 @@ def measure(app: Flask, url: str, dsn: str, city_id: int, args) -> dict:
     def side_workers(r):
         return len(service.worker_stats(actor, r["id"], period)["workers"])
 
+    from server.services import reports
+    report_quarter = reports.Quarter(quarter[0].year, (quarter[0].month - 1) // 3 + 1)
+
+    def side_report(r):  # the quarterly risk report as PDF: its figures, hotspots, map, charts, lists, and printing
+        _, html = reports.quarterly(actor, r["id"], report_quarter)
+        return len(reports.to_pdf(html)) // 1024  # kB
+
     with psycopg.connect(dsn, autocommit=True) as peer_conn, app.app_context():
         def side_peer(r):
             return len(peer_conn.execute(PEER_SQL, {"child_pos": r["child_pos"], "lo": lo, "hi": hi,
                                                     "path": r["path"]}).fetchall())
 
         sides = {"region_stats": side_region_stats, "statement": side_statement, "peer": side_peer,
-                 "department_stats": side_departments, "worker_stats": side_workers}
+                 "department_stats": side_departments, "worker_stats": side_workers, "report_pdf": side_report}
         for r in regions:
             say(f"Stats: {r['name']} ({r['level']}, by {r['children_level']}): "
                 f"{', '.join(sides)} in turn, a warm-up then {args.stats_repeat} repetitions")
@@ -590,7 +597,7 @@ def measure(app: Flask, url: str, dsn: str, city_id: int, args) -> dict:
             say(f"    region_stats p50 {row['region_stats']['p50_ms']:,.0f} p95 {row['region_stats']['p95_ms']:,.0f} ms;"
                 f" the statement p50 {row['statement']['p50_ms']:,.0f} ms; peer p50 {row['peer']['p50_ms']:,.0f} ms; "
                 f"departments {row['department_stats']['p50_ms']:,.0f}, workers {row['worker_stats']['p50_ms']:,.0f}"
-                f" ms; ours/peer p50 {row['ratio_p50']:.1f}")
+                f" ms; report PDF {row['report_pdf']['p50_ms']:,.0f} ms; ours/peer p50 {row['ratio_p50']:.1f}")
     # where the time goes: the largest borough by its events in the quarter
     biggest = max(results[1:], key=lambda row: row["statement"]["p50_ms"])
     params = {"path": biggest["path"], "lo": lo, "hi": hi, "child_pos": biggest["child_pos"]}
