@@ -495,9 +495,12 @@ def _percentiles(seconds: list[float]) -> dict:
             "max_ms": float(ms.max()), "every_ms": [round(v, 1) for v in ms.tolist()]}
 
 
-def _explain(dsn: str, sql: str, params: dict, path) -> dict:
-    """EXPLAIN (ANALYZE, BUFFERS) of ``sql`` written to ``path``; the total time and the buffers read."""
+def _explain(dsn: str, sql: str, params: dict, path, jit: bool = True) -> dict:
+    """EXPLAIN (ANALYZE, BUFFERS) of ``sql`` written to ``path``; the total time and the buffers read.
+    ``jit`` False: as the service runs it (``server.services.analytic``)."""
     with psycopg.connect(dsn) as conn:
+        if not jit:
+            conn.execute("SET jit = off")
         plan = [r[0] for r in conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) " + sql, params).fetchall()]
     path.write_text("\n".join(plan) + "\n")
     execution = next((line for line in plan if line.startswith("Execution Time")), "")
@@ -509,7 +512,7 @@ def measure(app: Flask, url: str, dsn: str, city_id: int, args) -> dict:
     """Fixture, then for the city and each borough: region_stats, the figures statement alone,
     department_stats, worker_stats, the quarterly report as PDF and the peer, in turn, a warm-up then ``args.stats_repeat``
     repetitions; EXPLAIN ANALYZE of the figures statement and of the peer for one borough."""
-    from sqlalchemy import select
+    from sqlalchemy import select, text
 
     from server.domain.permissions import Actor
     from server.domain.territory import child_level, level_rank
@@ -550,7 +553,8 @@ def measure(app: Flask, url: str, dsn: str, city_id: int, args) -> dict:
         return len(answer["children"])
 
     def side_statement(r):
-        rows = db.session.execute(service._FIGURES, {"path": r["path"], "lo": lo, "hi": hi,
+        db.session.execute(text("SET LOCAL jit = off"))  # as the service runs it
+        rows = db.session.execute(service._FIGURES, {"path": r["path"], "los": [lo], "his": [hi],
                                                      "child_pos": r["child_pos"], **figures_params}).all()
         return len(rows)
 
@@ -600,12 +604,12 @@ def measure(app: Flask, url: str, dsn: str, city_id: int, args) -> dict:
                 f" ms; report PDF {row['report_pdf']['p50_ms']:,.0f} ms; ours/peer p50 {row['ratio_p50']:.1f}")
     # where the time goes: the largest borough by its events in the quarter
     biggest = max(results[1:], key=lambda row: row["statement"]["p50_ms"])
-    params = {"path": biggest["path"], "lo": lo, "hi": hi, "child_pos": biggest["child_pos"]}
+    params = {"path": biggest["path"], "lo": lo, "hi": hi, "los": [lo], "his": [hi], "child_pos": biggest["child_pos"]}
     say(f"Stats: EXPLAIN ANALYZE of the figures statement and of the peer for {biggest['name']}")
     explained = {"region": biggest["name"],
                  "statement": _explain(dsn, _figures_for_psycopg(service._FIGURES.text), {
                      **params, "village": list(service.VILLAGE_LEVELS), "town": list(service.TOWN_LEVELS)},
-                     OUT_DIR / "stats-explain-figures.txt"),
+                     OUT_DIR / "stats-explain-figures.txt", jit=False),
                  "peer": _explain(dsn, PEER_SQL, params, OUT_DIR / "stats-explain-peer.txt")}
     streets = [row for row in results if row["children_level"] == "street"]
     return {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

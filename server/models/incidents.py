@@ -206,15 +206,13 @@ class IncidentEvent(db.Model):
         Index("ix_incident_events_incident", "incident_id", "id"),
         # evaluation (docs/STATS.md): the cases something happened to in a period
         Index("ix_incident_events_at", "at"),
-        # evaluation: a period's call-backs (satisfaction)
-        Index("ix_incident_events_callbacks", "at", postgresql_where=text("action = 'callback'")),
     )
 
 
 class IncidentMilestones(db.Model):
     """A case's milestones as its timeline says them (docs/STATS.md, "Milestones"): one row
     per incident, written by triggers in the transaction that writes the incident or an event
-    (migration 0011), never by the application. An event added moves the row forward; an
+    (migrations 0011, 0012), never by the application. An event added moves the row forward; an
     event corrected or removed, or the case moved to another cell, makes the row again from
     the whole timeline (``incident_milestones_refresh``)."""
 
@@ -235,6 +233,13 @@ class IncidentMilestones(db.Model):
     overdue_escalations: Mapped[int] = mapped_column(Integer, server_default="0")  # by the sweep (no actor)
     handled_levels: Mapped[list[str]] = mapped_column(ARRAY(String(16)), server_default=text("'{}'"))
     escalated_from: Mapped[list[str]] = mapped_column(ARRAY(String(16)), server_default=text("'{}'"))
+    # the incident's now, copied by the trigger on its update (migration 0012)
+    status: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_level: Mapped[str | None] = mapped_column(String(16))
+    category_id: Mapped[int] = mapped_column(Integer)
+    callback_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the last 回访 with a score
+    satisfaction: Mapped[int | None] = mapped_column(SmallInteger)  # its score (1–5)
 
     __table_args__ = (
         # a region's cases alive in a period: path prefix, then the latest activity
@@ -278,6 +283,8 @@ class Task(db.Model):
         Index("uq_tasks_active", "incident_id", unique=True,
               postgresql_where=text("status IN ('open', 'acknowledged')")),
         Index("ix_tasks_incident", "incident_id"),
+        # evaluation: the tasks given in a period, read from the index alone
+        Index("ix_tasks_created", "created_at", postgresql_include=["incident_id", "acknowledged_at"]),
         Index("ix_tasks_assignee_active", "assignee_id", postgresql_where=text("status IN ('open', 'acknowledged')")),
         Index("ix_tasks_department_active", "department_id",
               postgresql_where=text("status IN ('open', 'acknowledged')")),

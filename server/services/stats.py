@@ -75,89 +75,87 @@ def _minus_years(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
-# One row per group (each child region, and the whole region: ``whole``), from the
-# milestones (incident_milestones: the timeline's first accept, last verify…, kept by
-# triggers) of the region's cases alive in the period, and the call-backs and tasks of those
-# cases in the period. :path is the region's
-# path (a server-made path: no LIKE wildcards), :child_pos the position in a case's path of
-# its child region's id (0: the region has no children).
+# One row per period (``n``: 1 the period asked, 2 the one before, 3 the year before) and group
+# (each child region, and the whole region: ``whole``), from the milestones of the region's
+# cases alive in the period (incident_milestones: the timeline's first accept, last verify…,
+# the incident's status and deadline now, the last call-back, kept by triggers) and the tasks
+# given in the period. :path is the region's path (a server-made path: no LIKE wildcards),
+# :child_pos the position in a case's path of its child region's id (0: the region has no
+# children), :los and :his the periods' bounds.
 _FIGURES = text("""
-WITH relevant AS (  -- the region's cases alive in the period: reported before its end, active since its start
-    SELECT m.incident_id AS id, i.status, m.reported_at, i.due_at, i.resolved_level, i.category_id,
+WITH periods AS (
+    SELECT * FROM unnest(CAST(:los AS timestamptz[]), CAST(:his AS timestamptz[])) WITH ORDINALITY AS p(lo, hi, n)
+), relevant AS (  -- the region's cases alive in each period: reported before its end, active since its start
+    SELECT p.n, p.lo, p.hi, m.incident_id AS id, m.status, m.reported_at, m.due_at, m.resolved_level, m.category_id,
            CASE WHEN :child_pos > 0 THEN CAST(NULLIF(split_part(m.region_path, '/', :child_pos), '') AS integer)
            END AS child,
            m.accepted_at, m.dispatched_at, m.resolved_at, m.closed_at, m.reworks, m.extensions, m.escalations,
-           m.overdue_escalations
-    FROM incident_milestones m JOIN incidents i ON i.id = m.incident_id
-    WHERE m.region_path LIKE :path || '%' AND m.last_at >= :lo AND m.reported_at < :hi
+           m.overdue_escalations, m.callback_at, m.satisfaction
+    FROM periods p JOIN incident_milestones m ON m.last_at >= p.lo AND m.reported_at < p.hi
+    WHERE m.region_path LIKE :path || '%'
 ), figures AS (
-    SELECT child, GROUPING(child) = 1 AS whole,
-        count(*) FILTER (WHERE reported_at >= :lo AND reported_at < :hi) AS reported,
-        count(*) FILTER (WHERE reported_at >= :lo AND reported_at < :hi AND accepted_at IS NOT NULL) AS valid_reports,
-        count(*) FILTER (WHERE accepted_at >= :lo AND accepted_at < :hi) AS accepted,
-        count(*) FILTER (WHERE accepted_at >= :lo AND accepted_at < :hi AND status = 'suspended') AS suspended,
-        count(*) FILTER (WHERE accepted_at >= :lo AND accepted_at < :hi AND status = 'closed') AS closed,
-        count(*) FILTER (WHERE accepted_at >= :lo AND accepted_at < :hi AND status = 'closed'
+    SELECT n, child, GROUPING(child) = 1 AS whole,
+        count(*) FILTER (WHERE reported_at >= lo AND reported_at < hi) AS reported,
+        count(*) FILTER (WHERE reported_at >= lo AND reported_at < hi AND accepted_at IS NOT NULL) AS valid_reports,
+        count(*) FILTER (WHERE accepted_at >= lo AND accepted_at < hi) AS accepted,
+        count(*) FILTER (WHERE accepted_at >= lo AND accepted_at < hi AND status = 'suspended') AS suspended,
+        count(*) FILTER (WHERE accepted_at >= lo AND accepted_at < hi AND status = 'closed') AS closed,
+        count(*) FILTER (WHERE accepted_at >= lo AND accepted_at < hi AND status = 'closed'
                          AND resolved_at <= due_at AND overdue_escalations = 0) AS closed_on_time,
-        count(*) FILTER (WHERE dispatched_at >= :lo AND dispatched_at < :hi) AS dispatched,
-        count(*) FILTER (WHERE dispatched_at >= :lo AND dispatched_at < :hi AND resolved_at IS NOT NULL) AS disposed,
-        count(*) FILTER (WHERE resolved_at >= :lo AND resolved_at < :hi) AS resolved,
-        count(*) FILTER (WHERE resolved_at >= :lo AND resolved_at < :hi AND reworks > 0) AS reworked,
-        count(*) FILTER (WHERE accepted_at >= :lo AND accepted_at < :hi AND extensions > 0) AS extended,
-        count(*) FILTER (WHERE accepted_at >= :lo AND accepted_at < :hi AND escalations > 0) AS escalated,
-        count(*) FILTER (WHERE closed_at >= :lo AND closed_at < :hi AND status = 'closed') AS closed_in_period,
-        count(*) FILTER (WHERE closed_at >= :lo AND closed_at < :hi AND status = 'closed'
+        count(*) FILTER (WHERE dispatched_at >= lo AND dispatched_at < hi) AS dispatched,
+        count(*) FILTER (WHERE dispatched_at >= lo AND dispatched_at < hi AND resolved_at IS NOT NULL) AS disposed,
+        count(*) FILTER (WHERE resolved_at >= lo AND resolved_at < hi) AS resolved,
+        count(*) FILTER (WHERE resolved_at >= lo AND resolved_at < hi AND reworks > 0) AS reworked,
+        count(*) FILTER (WHERE accepted_at >= lo AND accepted_at < hi AND extensions > 0) AS extended,
+        count(*) FILTER (WHERE accepted_at >= lo AND accepted_at < hi AND escalations > 0) AS escalated,
+        count(*) FILTER (WHERE closed_at >= lo AND closed_at < hi AND status = 'closed') AS closed_in_period,
+        count(*) FILTER (WHERE closed_at >= lo AND closed_at < hi AND status = 'closed'
                          AND resolved_level IN :village) AS resolved_in_village,
-        count(*) FILTER (WHERE closed_at >= :lo AND closed_at < :hi AND status = 'closed'
+        count(*) FILTER (WHERE closed_at >= lo AND closed_at < hi AND status = 'closed'
                          AND resolved_level IN :town) AS resolved_in_town,
-        avg(extract(epoch FROM accepted_at - reported_at)) FILTER (WHERE accepted_at >= :lo AND accepted_at < :hi)
+        avg(extract(epoch FROM accepted_at - reported_at)) FILTER (WHERE accepted_at >= lo AND accepted_at < hi)
             AS accept_mean,
         percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM accepted_at - reported_at))
-            FILTER (WHERE accepted_at >= :lo AND accepted_at < :hi) AS accept_p90,
-        avg(extract(epoch FROM dispatched_at - accepted_at)) FILTER (WHERE dispatched_at >= :lo AND dispatched_at < :hi)
+            FILTER (WHERE accepted_at >= lo AND accepted_at < hi) AS accept_p90,
+        avg(extract(epoch FROM dispatched_at - accepted_at)) FILTER (WHERE dispatched_at >= lo AND dispatched_at < hi)
             AS dispatch_mean,
         percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM dispatched_at - accepted_at))
-            FILTER (WHERE dispatched_at >= :lo AND dispatched_at < :hi) AS dispatch_p90,
-        avg(extract(epoch FROM resolved_at - accepted_at)) FILTER (WHERE resolved_at >= :lo AND resolved_at < :hi)
+            FILTER (WHERE dispatched_at >= lo AND dispatched_at < hi) AS dispatch_p90,
+        avg(extract(epoch FROM resolved_at - accepted_at)) FILTER (WHERE resolved_at >= lo AND resolved_at < hi)
             AS resolve_mean,
         percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM resolved_at - accepted_at))
-            FILTER (WHERE resolved_at >= :lo AND resolved_at < :hi) AS resolve_p90,
+            FILTER (WHERE resolved_at >= lo AND resolved_at < hi) AS resolve_p90,
         avg(extract(epoch FROM closed_at - reported_at))
-            FILTER (WHERE closed_at >= :lo AND closed_at < :hi AND status = 'closed') AS close_mean,
+            FILTER (WHERE closed_at >= lo AND closed_at < hi AND status = 'closed') AS close_mean,
         percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - reported_at))
-            FILTER (WHERE closed_at >= :lo AND closed_at < :hi AND status = 'closed') AS close_p90
+            FILTER (WHERE closed_at >= lo AND closed_at < hi AND status = 'closed') AS close_p90,
+        count(*) FILTER (WHERE callback_at >= lo AND callback_at < hi) AS callbacks,
+        avg(satisfaction) FILTER (WHERE callback_at >= lo AND callback_at < hi) AS satisfaction_mean,
+        count(*) FILTER (WHERE callback_at >= lo AND callback_at < hi AND satisfaction >= 4) AS satisfied
     FROM relevant
-    GROUP BY GROUPING SETS ((child), ())
-), acks AS (
-    SELECT c.child, extract(epoch FROM t.acknowledged_at - t.created_at) AS seconds
-    FROM tasks t JOIN relevant c ON c.id = t.incident_id
-    WHERE t.created_at >= :lo AND t.created_at < :hi AND t.acknowledged_at IS NOT NULL
+    GROUP BY GROUPING SETS ((n, child), (n))
+), acks AS (  -- the tasks given in each period for those cases
+    SELECT c.n, c.child, extract(epoch FROM t.acknowledged_at - t.created_at) AS seconds
+    FROM periods p JOIN tasks t ON t.created_at >= p.lo AND t.created_at < p.hi
+    JOIN relevant c ON c.id = t.incident_id AND c.n = p.n
+    WHERE t.acknowledged_at IS NOT NULL
 ), ack_figures AS (
-    SELECT child, GROUPING(child) = 1 AS whole, avg(seconds) AS ack_mean,
+    SELECT n, child, GROUPING(child) = 1 AS whole, avg(seconds) AS ack_mean,
            percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds) AS ack_p90
-    FROM acks GROUP BY GROUPING SETS ((child), ())
-), callbacks AS (
-    SELECT c.child, CAST(ev.data ->> 'satisfaction' AS integer) AS score
-    FROM incident_events ev JOIN relevant c ON c.id = ev.incident_id
-    WHERE ev.action = 'callback' AND ev.at >= :lo AND ev.at < :hi AND ev.data ? 'satisfaction'
-), callback_figures AS (
-    SELECT child, GROUPING(child) = 1 AS whole, count(*) AS callbacks, avg(score) AS satisfaction_mean,
-           count(*) FILTER (WHERE score >= 4) AS satisfied
-    FROM callbacks GROUP BY GROUPING SETS ((child), ())
+    FROM acks GROUP BY GROUPING SETS ((n, child), (n))
 ), mediated AS (
-    SELECT c.child, m.agreement_reached
+    SELECT c.n, c.child, m.agreement_reached
     FROM relevant c JOIN categories cat ON cat.id = c.category_id JOIN mediations m ON m.incident_id = c.id
-    WHERE cat.kind = 'dispute' AND c.status = 'closed' AND c.closed_at >= :lo AND c.closed_at < :hi
+    WHERE cat.kind = 'dispute' AND c.status = 'closed' AND c.closed_at >= c.lo AND c.closed_at < c.hi
 ), mediation_figures AS (
-    SELECT child, GROUPING(child) = 1 AS whole, count(*) AS mediated,
+    SELECT n, child, GROUPING(child) = 1 AS whole, count(*) AS mediated,
            count(*) FILTER (WHERE agreement_reached) AS agreed
-    FROM mediated GROUP BY GROUPING SETS ((child), ())
+    FROM mediated GROUP BY GROUPING SETS ((n, child), (n))
 )
-SELECT f.*, a.ack_mean, a.ack_p90, cb.callbacks, cb.satisfaction_mean, cb.satisfied, md.mediated, md.agreed
+SELECT f.*, a.ack_mean, a.ack_p90, md.mediated, md.agreed
 FROM figures f
-LEFT JOIN ack_figures a ON a.whole = f.whole AND a.child IS NOT DISTINCT FROM f.child
-LEFT JOIN callback_figures cb ON cb.whole = f.whole AND cb.child IS NOT DISTINCT FROM f.child
-LEFT JOIN mediation_figures md ON md.whole = f.whole AND md.child IS NOT DISTINCT FROM f.child
+LEFT JOIN ack_figures a ON a.n = f.n AND a.whole = f.whole AND a.child IS NOT DISTINCT FROM f.child
+LEFT JOIN mediation_figures md ON md.n = f.n AND md.whole = f.whole AND md.child IS NOT DISTINCT FROM f.child
 """).bindparams(bindparam("village", expanding=True), bindparam("town", expanding=True))
 
 # escalations from each level, over the cases first accepted in the period: of those handled
@@ -364,25 +362,28 @@ def score(figures: dict, weights: dict[str, float]) -> float | None:
     return round(100 * sum(values[name] * weight for name, weight in used.items()) / total, 2)
 
 
-def _run(region: Region, period: Period) -> tuple[dict, dict[int, dict], dict]:
-    """(the whole region's figures, each child's by id, escalations by level) over ``period``."""
-    lo, hi = period.bounds()
+def _run(region: Region, periods: list[Period]) -> tuple[list[tuple[dict, dict[int, dict]]], dict]:
+    """For each of ``periods`` (the whole region's figures, each child's by id), in one
+    statement; and the escalations by level over the first."""
+    bounds = [period.bounds() for period in periods]
+    lo, hi = bounds[0]
     below = child_level(region.level)
-    params = {"path": region.path, "lo": lo, "hi": hi, "child_pos": level_rank(below) + 2 if below else 0,
-              "village": VILLAGE_LEVELS, "town": TOWN_LEVELS}
+    params = {"path": region.path, "los": [b[0] for b in bounds], "his": [b[1] for b in bounds],
+              "child_pos": level_rank(below) + 2 if below else 0, "village": VILLAGE_LEVELS, "town": TOWN_LEVELS}
     with analytic():
         rows = db.session.execute(_FIGURES, params).all()
         escalations = db.session.execute(_ESCALATIONS, {"path": region.path, "lo": lo, "hi": hi}).all()
-    whole, children = None, {}
+    found: list[tuple[dict | None, dict[int, dict]]] = [(None, {}) for _ in periods]
     for row in rows:
+        whole, children = found[row.n - 1]
         if row.whole:
-            whole = _figures(row._mapping)
+            found[row.n - 1] = (_figures(row._mapping), children)
         elif row.child is not None:
             children[row.child] = _figures(row._mapping)
     levels = {row.level: {"handled": row.handled, "escalated": row.escalated,
                           "rate": _rate(row.escalated, row.handled)}
               for row in escalations}
-    return whole or _empty(), children, levels
+    return [(whole or _empty(), children) for whole, children in found], levels
 
 
 def _empty() -> dict:
@@ -404,9 +405,8 @@ def region_stats(actor: Actor, region_id: int, period: Period, weights: dict[str
     region = get_region(actor, region_id)
     require(actor, STATS_READ, region)
     weights = weights or DEFAULT_WEIGHTS
-    whole, by_child, levels = _run(region, period)
-    previous, previous_by_child, _ = _run(region, period.shifted())
-    year_before, year_before_by_child, _ = _run(region, period.shifted(years=1))
+    found, levels = _run(region, [period, period.shifted(), period.shifted(years=1)])
+    (whole, by_child), (previous, previous_by_child), (year_before, year_before_by_child) = found
     for figures in (whole, previous, year_before):
         figures["score"] = score(figures, weights)
     children = []

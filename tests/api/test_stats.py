@@ -258,9 +258,9 @@ def test_a_child_without_a_case_has_zeros_and_no_rank(tree, cases, client_for):
     assert [c["region"]["id"] for c in got["children"]] == [tree["S1"].id, tree["S2"].id]  # the ranked first
 
 
-def milestones() -> dict[int, tuple]:
+def milestones() -> dict[int, dict]:
     rows = db.session.execute(db.text("SELECT * FROM incident_milestones ORDER BY incident_id")).mappings()
-    return {r["incident_id"]: tuple(sorted(v) if isinstance(v, list) else v for v in r.values()) for r in rows}
+    return {r["incident_id"]: {k: sorted(v) if isinstance(v, list) else v for k, v in r.items()} for r in rows}
 
 
 def test_the_milestones_kept_event_by_event_equal_those_made_from_the_whole_timelines(tree, cases):
@@ -270,7 +270,8 @@ def test_the_milestones_kept_event_by_event_equal_those_made_from_the_whole_time
         db.session.execute(db.text("SELECT incident_milestones_refresh(:id)"), {"id": case.id})
     assert milestones() == kept
     c = cases["C"]
-    assert (kept[c.id][-2], kept[c.id][-1]) == (["community", "grid"], ["grid"])  # handled; escalated from
+    assert (kept[c.id]["handled_levels"], kept[c.id]["escalated_from"]) == (["community", "grid"], ["grid"])
+    assert (kept[cases["A"].id]["satisfaction"], kept[cases["A"].id]["status"]) == (5, "closed")
 
 
 def test_a_corrected_timeline_corrects_the_figures(tree, cases, client_for):
@@ -291,3 +292,6 @@ def test_a_corrected_timeline_corrects_the_figures(tree, cases, client_for):
     db.session.commit()
     moved = {c["region"]["id"]: c["figures"]["counts"]["accepted"] for c in stats(city, tree["C"])["children"]}
     assert moved == {tree["D1"].id: 4, tree["D2"].id: 2}  # A, B, C, D | F, E (G accepted in April now)
+    cases["D"].status = "dispatched"  # D resumed: the incident's status now, copied to its milestones
+    db.session.commit()
+    assert stats(city, tree["C"])["figures"]["counts"]["suspended"] == 0
