@@ -1,6 +1,6 @@
 """Evaluation: the milestones carry what the figures read of the incident now (status, deadline,
-resolving level, category) and the last call-back with its satisfaction, so that a period's
-figures read no other table for a case; the tasks given in a period from one index.
+resolving level, category), the first acknowledgement (签收) and the last call-back with its
+satisfaction, so that a period's figures read no other table for a case.
 
 Revision ID: 0012
 Revises: 0011
@@ -25,7 +25,7 @@ CREATE OR REPLACE FUNCTION incident_milestones_refresh(case_id bigint) RETURNS v
     INSERT INTO incident_milestones (incident_id, region_path, reported_at, last_at, accepted_at, dispatched_at,
                                      resolved_at, closed_at, reworks, extensions, escalations, overdue_escalations,
                                      handled_levels, escalated_from, status, due_at, resolved_level, category_id,
-                                     callback_at, satisfaction)
+                                     callback_at, satisfaction, acknowledged_at)
     SELECT i.id, i.region_path, i.reported_at, GREATEST(i.reported_at, max(e.at)),
            min(e.at) FILTER (WHERE e.action = 'accept'),
            min(e.at) FILTER (WHERE e.action = 'dispatch'),
@@ -39,7 +39,8 @@ CREATE OR REPLACE FUNCTION incident_milestones_refresh(case_id bigint) RETURNS v
                     '{}'),
            COALESCE(array_agg(DISTINCT e.from_level) FILTER (WHERE e.action = 'escalate' AND e.from_level IS NOT NULL),
                     '{}'),
-           i.status, i.due_at, i.resolved_level, i.category_id, cb.at, cb.score
+           i.status, i.due_at, i.resolved_level, i.category_id, cb.at, cb.score,
+           min(e.at) FILTER (WHERE e.action = 'acknowledge')
     FROM incidents i
     LEFT JOIN incident_events e ON e.incident_id = i.id
     LEFT JOIN LATERAL (
@@ -102,7 +103,9 @@ BEGIN
         callback_at = CASE WHEN score IS NOT NULL AND NEW.at >= COALESCE(m.callback_at, NEW.at) THEN NEW.at
                            ELSE m.callback_at END,
         satisfaction = CASE WHEN score IS NOT NULL AND NEW.at >= COALESCE(m.callback_at, NEW.at) THEN score
-                            ELSE m.satisfaction END
+                            ELSE m.satisfaction END,
+        acknowledged_at = CASE WHEN NEW.action = 'acknowledge' THEN LEAST(m.acknowledged_at, NEW.at)
+                               ELSE m.acknowledged_at END
     WHERE m.incident_id = NEW.incident_id;
     IF NOT FOUND THEN
         PERFORM incident_milestones_refresh(NEW.incident_id);
@@ -125,7 +128,8 @@ CREATE TRIGGER incident_milestones_changed
 def upgrade():
     for name, kind in (('status', sa.String(length=16)), ('due_at', sa.DateTime(timezone=True)),
                        ('resolved_level', sa.String(length=16)), ('category_id', sa.Integer()),
-                       ('callback_at', sa.DateTime(timezone=True)), ('satisfaction', sa.SmallInteger())):
+                       ('callback_at', sa.DateTime(timezone=True)), ('satisfaction', sa.SmallInteger()),
+                       ('acknowledged_at', sa.DateTime(timezone=True))):
         op.add_column('incident_milestones', sa.Column(name, kind, nullable=True))
     op.execute("""
         UPDATE incident_milestones m SET status = i.status, due_at = i.due_at, resolved_level = i.resolved_level,
@@ -140,18 +144,20 @@ def upgrade():
               ORDER BY incident_id, at DESC, id DESC) cb
         WHERE cb.incident_id = m.incident_id
     """)
+    op.execute("""
+        UPDATE incident_milestones m SET acknowledged_at = ack.at
+        FROM (SELECT incident_id, min(at) AS at FROM incident_events WHERE action = 'acknowledge' GROUP BY incident_id) ack
+        WHERE ack.incident_id = m.incident_id
+    """)
     op.alter_column('incident_milestones', 'status', nullable=False)
     op.alter_column('incident_milestones', 'category_id', nullable=False)
     op.execute(_REFRESH)
     op.execute(_TRIGGERS)
     op.drop_index('ix_incident_events_callbacks', table_name='incident_events',
                   postgresql_where=sa.text("action = 'callback'"))
-    op.create_index('ix_tasks_created', 'tasks', ['created_at'], unique=False,
-                    postgresql_include=['incident_id', 'acknowledged_at'])
 
 
 def downgrade():
-    op.drop_index('ix_tasks_created', table_name='tasks')
     op.create_index('ix_incident_events_callbacks', 'incident_events', ['at'], unique=False,
                     postgresql_where=sa.text("action = 'callback'"))
     for trigger, table in (('incident_milestones_corrected', 'incident_events'),
@@ -161,7 +167,7 @@ def downgrade():
     for function in ('incident_milestones_corrected()', 'incident_milestones_event()', 'incident_milestones_changed()',
                      'incident_milestones_reported()', 'incident_milestones_refresh(bigint)'):
         op.execute(f"DROP FUNCTION {function}")
-    for name in ('status', 'due_at', 'resolved_level', 'category_id', 'callback_at', 'satisfaction'):
+    for name in ('status', 'due_at', 'resolved_level', 'category_id', 'callback_at', 'satisfaction', 'acknowledged_at'):
         op.drop_column('incident_milestones', name)
     op.execute(_revision_0011()._FUNCTIONS)  # 0011's functions and triggers, as they were
 

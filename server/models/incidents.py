@@ -240,6 +240,7 @@ class IncidentMilestones(db.Model):
     category_id: Mapped[int] = mapped_column(Integer)
     callback_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the last 回访 with a score
     satisfaction: Mapped[int | None] = mapped_column(SmallInteger)  # its score (1–5)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the first 签收
 
     __table_args__ = (
         # a region's cases alive in a period: path prefix, then the latest activity
@@ -283,8 +284,6 @@ class Task(db.Model):
         Index("uq_tasks_active", "incident_id", unique=True,
               postgresql_where=text("status IN ('open', 'acknowledged')")),
         Index("ix_tasks_incident", "incident_id"),
-        # evaluation: the tasks given in a period, read from the index alone
-        Index("ix_tasks_created", "created_at", postgresql_include=["incident_id", "acknowledged_at"]),
         Index("ix_tasks_assignee_active", "assignee_id", postgresql_where=text("status IN ('open', 'acknowledged')")),
         Index("ix_tasks_department_active", "department_id",
               postgresql_where=text("status IN ('open', 'acknowledged')")),

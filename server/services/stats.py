@@ -78,8 +78,8 @@ def _minus_years(day: date, years: int) -> date:
 # One row per period (``n``: 1 the period asked, 2 the one before, 3 the year before) and group
 # (each child region, and the whole region: ``whole``), from the milestones of the region's
 # cases alive in the period (incident_milestones: the timeline's first accept, last verify…,
-# the incident's status and deadline now, the last call-back, kept by triggers) and the tasks
-# given in the period. :path is the region's path (a server-made path: no LIKE wildcards),
+# the incident's status and deadline now, the first acknowledgement, the last call-back, kept
+# by triggers). :path is the region's path (a server-made path: no LIKE wildcards),
 # :child_pos the position in a case's path of its child region's id (0: the region has no
 # children), :los and :his the periods' bounds.
 _FIGURES = text("""
@@ -90,7 +90,7 @@ WITH periods AS (
            CASE WHEN :child_pos > 0 THEN CAST(NULLIF(split_part(m.region_path, '/', :child_pos), '') AS integer)
            END AS child,
            m.accepted_at, m.dispatched_at, m.resolved_at, m.closed_at, m.reworks, m.extensions, m.escalations,
-           m.overdue_escalations, m.callback_at, m.satisfaction
+           m.overdue_escalations, m.callback_at, m.satisfaction, m.acknowledged_at
     FROM periods p JOIN incident_milestones m ON m.last_at >= p.lo AND m.reported_at < p.hi
     WHERE m.region_path LIKE :path || '%'
 ), figures AS (
@@ -129,20 +129,15 @@ WITH periods AS (
             FILTER (WHERE closed_at >= lo AND closed_at < hi AND status = 'closed') AS close_mean,
         percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - reported_at))
             FILTER (WHERE closed_at >= lo AND closed_at < hi AND status = 'closed') AS close_p90,
+        avg(extract(epoch FROM acknowledged_at - dispatched_at)) FILTER (WHERE dispatched_at >= lo AND dispatched_at < hi)
+            AS ack_mean,
+        percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM acknowledged_at - dispatched_at))
+            FILTER (WHERE dispatched_at >= lo AND dispatched_at < hi) AS ack_p90,
         count(*) FILTER (WHERE callback_at >= lo AND callback_at < hi) AS callbacks,
         avg(satisfaction) FILTER (WHERE callback_at >= lo AND callback_at < hi) AS satisfaction_mean,
         count(*) FILTER (WHERE callback_at >= lo AND callback_at < hi AND satisfaction >= 4) AS satisfied
     FROM relevant
     GROUP BY GROUPING SETS ((n, child), (n))
-), acks AS (  -- the tasks given in each period for those cases
-    SELECT c.n, c.child, extract(epoch FROM t.acknowledged_at - t.created_at) AS seconds
-    FROM periods p JOIN tasks t ON t.created_at >= p.lo AND t.created_at < p.hi
-    JOIN relevant c ON c.id = t.incident_id AND c.n = p.n
-    WHERE t.acknowledged_at IS NOT NULL
-), ack_figures AS (
-    SELECT n, child, GROUPING(child) = 1 AS whole, avg(seconds) AS ack_mean,
-           percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds) AS ack_p90
-    FROM acks GROUP BY GROUPING SETS ((n, child), (n))
 ), mediated AS (
     SELECT c.n, c.child, m.agreement_reached
     FROM relevant c JOIN categories cat ON cat.id = c.category_id JOIN mediations m ON m.incident_id = c.id
@@ -152,9 +147,8 @@ WITH periods AS (
            count(*) FILTER (WHERE agreement_reached) AS agreed
     FROM mediated GROUP BY GROUPING SETS ((n, child), (n))
 )
-SELECT f.*, a.ack_mean, a.ack_p90, md.mediated, md.agreed
+SELECT f.*, md.mediated, md.agreed
 FROM figures f
-LEFT JOIN ack_figures a ON a.n = f.n AND a.whole = f.whole AND a.child IS NOT DISTINCT FROM f.child
 LEFT JOIN mediation_figures md ON md.n = f.n AND md.whole = f.whole AND md.child IS NOT DISTINCT FROM f.child
 """).bindparams(bindparam("village", expanding=True), bindparam("town", expanding=True))
 

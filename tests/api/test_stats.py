@@ -51,17 +51,20 @@ def cases(tree):
     made = {
         # on time, resolved at the grid, satisfied (5)
         "A": case(fight, g1, at(1, 5, 9), [("accept", at(1, 5, 10), "grid"), ("dispatch", at(1, 5, 12), "grid"),
+                                             ("acknowledge", at(1, 5, 12) + timedelta(minutes=30), "grid"),
                                              ("resolve", at(1, 6, 10), "grid"), ("verify", at(1, 6, 12), "grid"),
                                              ("callback", at(1, 7), "grid", {"satisfaction": 5})],
                      due_at=at(1, 8), resolved_level="grid", reporter=tree["grid_worker"]),
         # reworked once, then on time; resolved at the community; satisfied (4)
         "B": case(fight, g1, at(1, 10, 8), [("accept", at(1, 10, 9), "grid"), ("dispatch", at(1, 10, 10), "grid"),
+                                              ("acknowledge", at(1, 10, 11), "grid"),
                                               ("resolve", at(1, 11), "grid"), ("rework", at(1, 11, 12), "grid"),
                                               ("resolve", at(1, 12, 9), "grid"), ("verify", at(1, 12, 10), "grid"),
                                               ("callback", at(1, 13), "grid", {"satisfaction": 4})],
                      due_at=at(1, 20), resolved_level="community"),
         # escalated by the sweep (overdue): closed, not on time; a dispute mediated without agreement
         "C": case(dispute, g2, at(2, 1, 9), [("accept", at(2, 1, 11), "grid"), ("dispatch", at(2, 1, 12), "grid"),
+                                               ("acknowledge", at(2, 1, 15), "grid"),
                                                ("escalate", at(2, 5), "community", {"sweep": True}),
                                                ("resolve", at(2, 10), "community"), ("verify", at(2, 11), "community")],
                      level="community", due_at=at(2, 15), resolved_level="community"),
@@ -70,6 +73,7 @@ def cases(tree):
                      status="suspended", due_at=None),
         # an approved extension: resolved before the new deadline, on time
         "E": case(fight, g1, at(3, 1, 9), [("accept", at(3, 1, 10), "grid"), ("dispatch", at(3, 1, 11), "grid"),
+                                             ("acknowledge", at(3, 1, 11) + timedelta(minutes=30), "grid"),
                                              ("approve_extension", at(3, 3), "grid"), ("resolve", at(3, 10), "grid"),
                                              ("verify", at(3, 11), "grid")],
                      due_at=at(3, 12), resolved_level="grid"),
@@ -131,7 +135,7 @@ def test_the_citys_figures_for_a_quarter_worked_out_by_hand(tree, cases, client_
         "mediation_success": 0.5})
     # report → accept: 1, 1, 2, 1, 1, 3, 1 hours; the 90th percentile between the 6th and 7th
     assert hours["accept"] == {"mean": round(10 / 7, 2), "p90": 2.4}
-    # task given → acknowledged: 0.5 (A), 1 (B), 3 (C, the police) and 0.5 (E, the police) hours
+    # first 派遣 → first 签收: 0.5 (A), 1 (B), 3 (C, by the police) and 0.5 (E, the police) hours
     assert hours["ack"] == {"mean": 1.25, "p90": 2.4}
     # first accept → last 处置反馈 of A, B, C, E, F and I: 24, 48, 214, 215, 357 and 143 hours
     assert hours["resolve"]["mean"] == round((24 + 48 + 214 + 215 + 357 + 143) / 6, 2)
