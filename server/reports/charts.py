@@ -134,7 +134,8 @@ def region_map(shapes: Sequence[Shape], marks: Sequence[Mark], size: tuple[int, 
     for shape in shapes:
         body.append(_text(shape.label_x, shape.label_y, shape.name, anchor="middle", size=9, fill="#2d3748"))
     for mark in marks:
-        body.append(f'<circle cx="{mark.x:.1f}" cy="{mark.y:.1f}" r="5" fill="{mark.colour}" stroke="#ffffff" '
+        r = 5 if mark.colour == HOT else 3.5  # a hot cell over a repeated spot
+        body.append(f'<circle cx="{mark.x:.1f}" cy="{mark.y:.1f}" r="{r}" fill="{mark.colour}" stroke="#ffffff" '
                     'stroke-width="1"/>')
         if mark.label:
             body.append(_text(mark.x + 7, mark.y + 3, mark.label, size=8, fill=mark.colour, weight="bold"))

@@ -270,7 +270,7 @@ def _key_hours(figures: dict, zh: bool) -> list[dict]:
 
 
 # The child regions (or the region itself when it has none) and the report's points, in the
-# map's pixels: Web Mercator scaled to fit MAP_SIZE, y downwards (ST_AsSVG writes y negated);
+# map's pixels: Web Mercator scaled to fit MAP_SIZE and centred in it, y downwards (ST_AsSVG writes y negated);
 # outlines simplified to half a pixel.
 _MAP = text("""
 WITH shapes AS (
@@ -280,11 +280,14 @@ WITH shapes AS (
        OR (r.id = :region AND NOT EXISTS (SELECT 1 FROM regions c WHERE c.parent_id = :region AND c.retired_at IS NULL))
 ), box AS (
     SELECT ST_Extent(geom) AS b FROM shapes
-), frame AS (
-    SELECT ST_XMin(b) AS x0, ST_YMax(b) AS y1,
-           least(:width / greatest(ST_XMax(b) - ST_XMin(b), 1), :height / greatest(ST_YMax(b) - ST_YMin(b), 1)) AS s,
-           cos(radians(ST_Y(ST_Transform(ST_Centroid(ST_SetSRID(b::geometry, 3857)), 4326)))) AS shrink
+), scaled AS (
+    SELECT b, least(:width / greatest(ST_XMax(b) - ST_XMin(b), 1), :height / greatest(ST_YMax(b) - ST_YMin(b), 1)) AS s
     FROM box
+), frame AS (  -- the box's top left corner, moved so that the drawing is centred in the picture
+    SELECT ST_XMin(b) - (:width / s - (ST_XMax(b) - ST_XMin(b))) / 2 AS x0,
+           ST_YMax(b) + (:height / s - (ST_YMax(b) - ST_YMin(b))) / 2 AS y1, s,
+           cos(radians(ST_Y(ST_Transform(ST_Centroid(ST_SetSRID(b::geometry, 3857)), 4326)))) AS shrink
+    FROM scaled
 ), points AS (
     SELECT n, ST_Transform(ST_SetSRID(ST_MakePoint(lon, lat), 4326), 3857) AS geom
     FROM unnest(CAST(:lons AS float8[]), CAST(:lats AS float8[])) WITH ORDINALITY AS p(lon, lat, n)
