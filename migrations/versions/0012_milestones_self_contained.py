@@ -78,40 +78,64 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION incident_milestones_event() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    score smallint := CASE WHEN NEW.action = 'callback' AND NEW.data ->> 'satisfaction' ~ '^[0-9]{1,4}$'
-                           THEN CAST(NEW.data ->> 'satisfaction' AS smallint) END;
+-- events added, however many a statement inserts (the sweep inserts hundreds at once): each
+-- case's row moved forward by them in one set-based update (first, last, counts, levels,
+-- acknowledgement, call-back)
+CREATE FUNCTION incident_milestones_events() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE incident_milestones m SET
-        last_at = GREATEST(m.last_at, NEW.at),
-        accepted_at = CASE WHEN NEW.action = 'accept' THEN LEAST(m.accepted_at, NEW.at) ELSE m.accepted_at END,
-        dispatched_at = CASE WHEN NEW.action = 'dispatch' THEN LEAST(m.dispatched_at, NEW.at) ELSE m.dispatched_at END,
-        resolved_at = CASE WHEN NEW.action IN ('resolve', 'resolve_on_spot') THEN GREATEST(m.resolved_at, NEW.at)
-                           ELSE m.resolved_at END,
-        closed_at = CASE WHEN NEW.action = 'verify' THEN GREATEST(m.closed_at, NEW.at) ELSE m.closed_at END,
-        reworks = m.reworks + (NEW.action = 'rework')::int,
-        extensions = m.extensions + (NEW.action = 'approve_extension')::int,
-        escalations = m.escalations + (NEW.action = 'escalate')::int,
-        overdue_escalations = m.overdue_escalations + (NEW.action = 'escalate' AND NEW.actor_id IS NULL)::int,
-        handled_levels = CASE WHEN NEW.action IN ('accept', 'escalate', 'return_down')
-                                   AND NOT NEW.to_level = ANY(m.handled_levels)
-                              THEN m.handled_levels || NEW.to_level ELSE m.handled_levels END,
-        escalated_from = CASE WHEN NEW.action = 'escalate' AND NEW.from_level IS NOT NULL
-                                   AND NOT NEW.from_level = ANY(m.escalated_from)
-                              THEN m.escalated_from || NEW.from_level ELSE m.escalated_from END,
-        callback_at = CASE WHEN score IS NOT NULL AND NEW.at >= COALESCE(m.callback_at, NEW.at) THEN NEW.at
+        last_at = GREATEST(m.last_at, n.last_at),
+        accepted_at = LEAST(m.accepted_at, n.accepted_at),
+        dispatched_at = LEAST(m.dispatched_at, n.dispatched_at),
+        resolved_at = GREATEST(m.resolved_at, n.resolved_at),
+        closed_at = GREATEST(m.closed_at, n.closed_at),
+        reworks = m.reworks + n.reworks,
+        extensions = m.extensions + n.extensions,
+        escalations = m.escalations + n.escalations,
+        overdue_escalations = m.overdue_escalations + n.overdue_escalations,
+        handled_levels = CASE WHEN n.handled_levels IS NULL THEN m.handled_levels
+                              ELSE ARRAY(SELECT DISTINCT l FROM unnest(m.handled_levels || n.handled_levels) AS l) END,
+        escalated_from = CASE WHEN n.escalated_from IS NULL THEN m.escalated_from
+                              ELSE ARRAY(SELECT DISTINCT l FROM unnest(m.escalated_from || n.escalated_from) AS l) END,
+        callback_at = CASE WHEN n.callback_at >= COALESCE(m.callback_at, n.callback_at) THEN n.callback_at
                            ELSE m.callback_at END,
-        satisfaction = CASE WHEN score IS NOT NULL AND NEW.at >= COALESCE(m.callback_at, NEW.at) THEN score
+        satisfaction = CASE WHEN n.callback_at >= COALESCE(m.callback_at, n.callback_at) THEN n.satisfaction
                             ELSE m.satisfaction END,
-        acknowledged_at = CASE WHEN NEW.action = 'acknowledge' THEN LEAST(m.acknowledged_at, NEW.at)
-                               ELSE m.acknowledged_at END
-    WHERE m.incident_id = NEW.incident_id;
-    IF NOT FOUND THEN
-        PERFORM incident_milestones_refresh(NEW.incident_id);
-    END IF;
+        acknowledged_at = LEAST(m.acknowledged_at, n.acknowledged_at)
+    FROM (
+        SELECT e.incident_id, max(e.at) AS last_at,
+               min(e.at) FILTER (WHERE e.action = 'accept') AS accepted_at,
+               min(e.at) FILTER (WHERE e.action = 'dispatch') AS dispatched_at,
+               max(e.at) FILTER (WHERE e.action IN ('resolve', 'resolve_on_spot')) AS resolved_at,
+               max(e.at) FILTER (WHERE e.action = 'verify') AS closed_at,
+               count(*) FILTER (WHERE e.action = 'rework') AS reworks,
+               count(*) FILTER (WHERE e.action = 'approve_extension') AS extensions,
+               count(*) FILTER (WHERE e.action = 'escalate') AS escalations,
+               count(*) FILTER (WHERE e.action = 'escalate' AND e.actor_id IS NULL) AS overdue_escalations,
+               array_agg(DISTINCT e.to_level) FILTER (WHERE e.action IN ('accept', 'escalate', 'return_down'))
+                   AS handled_levels,
+               array_agg(DISTINCT e.from_level) FILTER (WHERE e.action = 'escalate' AND e.from_level IS NOT NULL)
+                   AS escalated_from,
+               (array_agg(e.at ORDER BY e.at DESC, e.id DESC) FILTER (WHERE e.score IS NOT NULL))[1] AS callback_at,
+               (array_agg(e.score ORDER BY e.at DESC, e.id DESC) FILTER (WHERE e.score IS NOT NULL))[1] AS satisfaction,
+               min(e.at) FILTER (WHERE e.action = 'acknowledge') AS acknowledged_at
+        FROM (SELECT *, CASE WHEN action = 'callback' AND data ->> 'satisfaction' ~ '^[0-9]{1,4}$'
+                             THEN CAST(data ->> 'satisfaction' AS smallint) END AS score
+              FROM new_events) e
+        GROUP BY e.incident_id
+    ) n
+    WHERE m.incident_id = n.incident_id;
+    -- a case without its row (written before the triggers, or by hand): made from its timeline
+    PERFORM incident_milestones_refresh(c.incident_id)
+    FROM (SELECT DISTINCT incident_id FROM new_events) c
+    WHERE NOT EXISTS (SELECT 1 FROM incident_milestones m WHERE m.incident_id = c.incident_id);
     RETURN NULL;
 END $$;
+
+DROP TRIGGER incident_milestones_event ON incident_events;
+DROP FUNCTION incident_milestones_event();
+CREATE TRIGGER incident_milestones_events AFTER INSERT ON incident_events REFERENCING NEW TABLE AS new_events
+    FOR EACH STATEMENT EXECUTE FUNCTION incident_milestones_events();
 
 DROP TRIGGER incident_milestones_moved ON incidents;
 DROP FUNCTION incident_milestones_moved();
@@ -161,10 +185,10 @@ def downgrade():
     op.create_index('ix_incident_events_callbacks', 'incident_events', ['at'], unique=False,
                     postgresql_where=sa.text("action = 'callback'"))
     for trigger, table in (('incident_milestones_corrected', 'incident_events'),
-                           ('incident_milestones_event', 'incident_events'),
+                           ('incident_milestones_events', 'incident_events'),
                            ('incident_milestones_changed', 'incidents'), ('incident_milestones_reported', 'incidents')):
         op.execute(f"DROP TRIGGER {trigger} ON {table}")
-    for function in ('incident_milestones_corrected()', 'incident_milestones_event()', 'incident_milestones_changed()',
+    for function in ('incident_milestones_corrected()', 'incident_milestones_events()', 'incident_milestones_changed()',
                      'incident_milestones_reported()', 'incident_milestones_refresh(bigint)'):
         op.execute(f"DROP FUNCTION {function}")
     for name in ('status', 'due_at', 'resolved_level', 'category_id', 'callback_at', 'satisfaction', 'acknowledged_at'):
