@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -212,7 +213,9 @@ def _weasyprint():
     return HTML, URLFetcher
 
 
+@cache
 def _environment() -> Environment:
+    """The report's templates, loaded and compiled once a process."""
     return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
