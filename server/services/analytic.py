@@ -20,12 +20,18 @@ from server.extensions import db
 
 @contextmanager
 def analytic():
-    """Run the statements of the block without JIT (in this transaction) and never as
-    server-side prepared statements."""
-    db.session.execute(text("SET LOCAL jit = off"))
-    driver = db.session.connection().connection.driver_connection
+    """Run the statements of the block without JIT and never as server-side prepared
+    statements. In a transaction the setting is the transaction's (SET LOCAL); an API read
+    runs in autocommit, where SET LOCAL does nothing, so there it is set for the connection
+    and put back after the block."""
+    connection = db.session.connection()
+    autocommit = connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    connection.execute(text("SET jit = off" if autocommit else "SET LOCAL jit = off"))
+    driver = connection.connection.driver_connection
     threshold, driver.prepare_threshold = driver.prepare_threshold, None
     try:
         yield
     finally:
         driver.prepare_threshold = threshold
+        if autocommit:  # nothing aborted: each statement was its own transaction
+            connection.execute(text("RESET jit"))

@@ -224,3 +224,21 @@ def test_a_tile_statement_is_never_prepared_on_the_server(tree, cases):
     assert db.session.connection().connection.driver_connection.prepare_threshold == 5  # put back
     prepared = db.session.scalar(text("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%ST_AsMVT%'"))
     assert prepared == 0
+
+
+@pytest.mark.parametrize("autocommit", [False, True])
+def test_analytic_statements_run_without_jit_in_a_transaction_and_in_autocommit(db, autocommit):
+    """An API read runs in autocommit, where SET LOCAL does nothing: the setting is made for
+    the connection there and put back after the block."""
+    from sqlalchemy import text
+
+    from server.services.analytic import analytic
+
+    if autocommit:
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    before = db.session.scalar(text("SHOW jit"))
+    with analytic():
+        assert db.session.scalar(text("SHOW jit")) == "off"
+    assert db.session.scalar(text("SHOW jit")) == (before if autocommit else "off")  # LOCAL: till the end
+    db.session.rollback()
+    assert db.session.scalar(text("SHOW jit")) == before
