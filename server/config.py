@@ -93,6 +93,9 @@ def load_config() -> dict:
         "HOTSPOT_BASELINE_WINDOWS": _int("FENGQIAO_HOTSPOT_BASELINE_WINDOWS", 8),
         "HOTSPOT_ALPHA": float(os.environ.get("FENGQIAO_HOTSPOT_ALPHA", 0.01)),
         "HOTSPOT_MIN_COUNT": _int("FENGQIAO_HOTSPOT_MIN_COUNT", 3),
+        # patrols (docs/FIELD.md)
+        "PATROL_MAX_ACCURACY_M": float(os.environ.get("FENGQIAO_PATROL_MAX_ACCURACY_M", 50)),
+        "PATROL_LATE_HOURS": float(os.environ.get("FENGQIAO_PATROL_LATE_HOURS", 48)),
         # export jobs (docs/STATS.md "Exports"): rows at most (Excel's sheet holds 1,048,576), how
         # long a file is kept, when a silent run is taken for dead, how often a job is tried,
         # how many a person may have queued or running

@@ -29,11 +29,13 @@ ESCALATION_MANAGE = "escalation.manage"  # a region's policy overrides: managers
 CALENDAR_READ = "calendar.read"  # work days: every signed-in actor reads them
 CALENDAR_MANAGE = "calendar.manage"  # work days and holidays, city-wide: administrators only
 STATS_READ = "stats.read"  # a region's evaluation figures (考核): managers, inside their scope
+PATROL_READ = "patrol.read"  # a patrol and its track (personal data): the worker, and managers of their area
+PATROL_MANAGE = "patrol.manage"  # start, end, upload points: the grid worker whose patrol it is
 
 ACTIONS = (
     REGION_READ, REGION_MANAGE, REGION_ADD_CHILDREN, REGION_IMPORT, USER_READ, USER_MANAGE,
     DEPARTMENT_READ, DEPARTMENT_MANAGE, DEVICE_READ, DEVICE_MANAGE, CATEGORY_READ, CATEGORY_MANAGE,
-    CALENDAR_READ, CALENDAR_MANAGE, ESCALATION_READ, ESCALATION_MANAGE, STATS_READ,
+    CALENDAR_READ, CALENDAR_MANAGE, ESCALATION_READ, ESCALATION_MANAGE, STATS_READ, PATROL_READ, PATROL_MANAGE,
 )
 
 
@@ -70,6 +72,8 @@ def can(actor: Actor, action: str, target) -> bool:
         return False
     if action in (DEVICE_READ, DEVICE_MANAGE):
         return target.user_id == actor.user_id
+    if action == PATROL_MANAGE:
+        return actor.role == "grid_worker" and target.user_id == actor.user_id
     if actor.is_admin:
         return True
     if action in (CATEGORY_READ, CALENDAR_READ):
@@ -83,6 +87,8 @@ def can(actor: Actor, action: str, target) -> bool:
         return actor.is_manager and inside and target.scope_path != actor.scope_path
     if action == REGION_ADD_CHILDREN:
         return actor.is_manager and inside
+    if action == PATROL_READ:
+        return target.user_id == actor.user_id or (actor.is_manager and inside)
     if action == USER_READ:
         return target.id == actor.user_id or (actor.is_manager and inside)
     if action == USER_MANAGE:

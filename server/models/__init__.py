@@ -6,12 +6,14 @@ from .incidents import (
     Mediation, MediationSession, Task,
 )
 from .notifications import CalendarDay, EscalationOverride, HotspotAlert, Notification, OutboxAttempt, OutboxMessage
+from .patrols import Patrol, PatrolPoint
 from .people import Department, Device, GridAssignment, User
 from .territory import Region
 
 __all__ = [
     "AuthSession", "CalendarDay", "Category", "Department", "Device", "EscalationOverride", "ExportJob", "Extension",
     "GridAssignment", "HotspotAlert", "IdempotencyKey", "Incident", "IncidentEvent", "IncidentFollower",
-    "IncidentMilestones", "IncidentPhoto", "LoginAttempt", "Mediation", "MediationSession", "Notification", "OutboxAttempt", "OutboxMessage",
+    "IncidentMilestones", "IncidentPhoto", "LoginAttempt", "Mediation", "MediationSession", "Notification",
+    "OutboxAttempt", "OutboxMessage", "Patrol", "PatrolPoint",
     "RefreshToken", "Region", "Task", "User",
 ]

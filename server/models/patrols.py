@@ -1,0 +1,57 @@
+"""Patrols (巡查, docs/FIELD.md): a grid worker's shift and its GPS points."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from geoalchemy2 import Geometry
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.domain.patrols import STATES
+from server.extensions import db
+
+from ._base import in_list, utcnow
+
+
+class Patrol(db.Model):
+    """One shift of one grid worker; its track is made from the points kept."""
+
+    __tablename__ = "patrols"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    client_uuid: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)  # starting twice: one patrol
+    region_path: Mapped[str] = mapped_column(String(512))  # the worker's area when it started: who may read it
+    state: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    track = mapped_column(Geometry("MULTILINESTRING", srid=4326, spatial_index=False), nullable=True)
+    distance_m: Mapped[float] = mapped_column(Float, server_default="0")
+    points_kept: Mapped[int] = mapped_column(Integer, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(in_list("state", STATES), name="state"),
+        Index("ix_patrols_user_started", "user_id", "started_at"),
+    )
+
+    @property
+    def scope_path(self) -> str:
+        return self.region_path
+
+
+class PatrolPoint(db.Model):
+    """A GPS point of a patrol, one per 5-second slot of the phone's time; ``reason`` says
+    why it is not kept (None: kept)."""
+
+    __tablename__ = "patrol_points"
+
+    patrol_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("patrols.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    slot: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    t: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=False)
+    accuracy_m: Mapped[float | None] = mapped_column(Float)
+    reason: Mapped[str | None] = mapped_column(String(16))
