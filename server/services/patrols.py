@@ -24,6 +24,9 @@ from server.models._base import utcnow
 from .access import authorize
 
 
+MAX_START_AGE = timedelta(days=7)  # a phone offline for a week still starts its patrol afterwards
+
+
 def _not_found() -> NotFound:
     return NotFound("patrol.not_found", "No such patrol.")
 
@@ -35,6 +38,9 @@ def start_patrol(actor: Actor, data: dict) -> tuple[Patrol, bool]:
     now = utcnow()
     started_at = data.get("started_at") or now
     _check_not_ahead(started_at, now, "started_at")
+    if started_at < now - MAX_START_AGE:
+        raise InvalidInput("request.invalid", "A patrol is started within a week of its beginning.",
+                           errors={"started_at": [f"Not more than {MAX_START_AGE.days} days ago."]})
     existing = db.session.scalars(select(Patrol).where(Patrol.client_uuid == data["client_uuid"])).one_or_none()
     if existing is not None:
         authorize(actor, PATROL_MANAGE, existing, not_found=_not_found())

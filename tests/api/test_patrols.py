@@ -105,6 +105,12 @@ def test_bad_batches_are_422_and_store_nothing(tree, worker, body, field):
     assert worker.get(f"/api/v1/patrols/{patrol['id']}").json()["points_kept"] == 0
 
 
+@pytest.mark.parametrize("started_at", ["0001-01-01T00:00:00+00:00", "2000-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])
+def test_a_start_long_ago_or_ahead_is_422(tree, worker, started_at):
+    got = start(worker, started_at=started_at)
+    assert got.status_code == 422 and "started_at" in got.json()["errors"], got.text
+
+
 def test_an_end_before_the_start_is_422(tree, worker):
     patrol = start(worker).json()
     got = worker.post(f"/api/v1/patrols/{patrol['id']}/end",
