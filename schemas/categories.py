@@ -99,6 +99,9 @@ class PolicySchema(Schema):
     department_from = fields.String(allow_none=True, validate=validate.OneOf(LEVELS), metadata={
         "description": "From this level up, an escalated case is also dispatched at once to the department of the "
                        "category's kind serving that level (null: its supervisors dispatch it)"})
+    auto_dispatch = fields.Boolean(truthy={True}, falsy={False}, metadata={
+        "description": "A case accepted (立案) at grid level goes at once to the cell's available grid worker: "
+                       "the primary, else the least loaded backup (none available: its supervisors are told)"})
     levels = fields.Dict(keys=fields.String(validate=validate.OneOf(LEVELS)), values=fields.Nested(StageSchema),
                          metadata={"description": "Per level: ack_minutes and resolve_minutes"})
 

@@ -96,6 +96,12 @@ def load_config() -> dict:
         # patrols (docs/FIELD.md)
         "PATROL_MAX_ACCURACY_M": float(os.environ.get("FENGQIAO_PATROL_MAX_ACCURACY_M", 50)),
         "PATROL_LATE_HOURS": float(os.environ.get("FENGQIAO_PATROL_LATE_HOURS", 48)),
+        # a patrol left on this long is ended by the worker at its last point (abandoned); points
+        # and tracks older than the retention are deleted (workers' location is personal data)
+        "PATROL_MAX_HOURS": float(os.environ.get("FENGQIAO_PATROL_MAX_HOURS", 14)),
+        "PATROL_RETENTION_DAYS": _int("FENGQIAO_PATROL_RETENTION_DAYS", 90),
+        # workload: a worker holding this many open tasks is given no more automatically
+        "MAX_OPEN_TASKS": _int("FENGQIAO_MAX_OPEN_TASKS", 20),
         # export jobs (docs/STATS.md "Exports"): rows at most (Excel's sheet holds 1,048,576), how
         # long a file is kept, when a silent run is taken for dead, how often a job is tried,
         # how many a person may have queued or running

@@ -2,6 +2,7 @@
 
 from schemas.common import PageQueryArgsSchema
 from schemas.devices import DeviceCreateSchema, DeviceSchema, DeviceTokenSchema
+from schemas.duty import DutySchema, DutySetSchema
 from schemas.incidents import MyTaskPageSchema
 from schemas.notifications import (
     NotificationPageSchema,
@@ -13,7 +14,7 @@ from schemas.notifications import (
 )
 from schemas.users import MeSchema, PasswordChangeSchema
 from server.auth import client_ip, current_session_id, login_required
-from server.services import devices, inbox, incident_queries, users
+from server.services import devices, duty, inbox, incident_queries, users
 
 from .common import Blueprint, errors
 
@@ -37,6 +38,25 @@ def me(actor):
 def change_password(actor, data):
     """Change your password and sign out your other sessions"""
     users.change_my_password(actor, data, session_id=current_session_id(), client_ip=client_ip())
+
+
+@blp.get("/duty")
+@login_required
+@blp.response(200, DutySchema)
+@errors(blp, 401)
+def my_duty(actor):
+    """Show whether you are on duty (上岗) and on leave"""
+    return duty.my_duty(actor)
+
+
+@blp.post("/duty")
+@login_required
+@blp.arguments(DutySetSchema)
+@blp.response(200, DutySchema)
+@errors(blp, 401, 403, 422)
+def set_my_duty(actor, data):
+    """Go on or off duty (grid workers; off duty, you are given no new work)"""
+    return duty.set_my_duty(actor, data["on_duty"])
 
 
 @blp.get("/devices")

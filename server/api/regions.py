@@ -1,6 +1,6 @@
 """Regions: the territory tree (市 > 区 > 街道 > 社区 > 网格)."""
 
-
+from schemas.duty import WorkloadSchema
 from schemas.regions import (
     CoverageArgsSchema, FeatureCollectionSchema, GridGenerateSchema, GridReportSchema, ImportArgsSchema,
     ImportReportSchema, LocateQueryArgsSchema, LocationSchema, RegionCreateSchema, RegionGetArgsSchema,
@@ -8,6 +8,7 @@ from schemas.regions import (
     region_feature, region_feature_collection,
 )
 from server.auth import login_required
+from server.services import duty
 from server.services import regions as service
 from server.services import territory_bulk as bulk
 
@@ -111,3 +112,12 @@ def generate_grids(actor, args, region_id):
 def coverage(actor, args, region_id):
     """Check that a region's children cover it exactly."""
     return geojson_response(service.coverage(actor, region_id, args["min_area_m2"]))
+
+
+@blp.get("/<id:region_id>/workload")
+@login_required
+@blp.response(200, WorkloadSchema)
+@errors(blp, 401, 403, 404)
+def workload(actor, region_id):
+    """Each grid worker of a region: duty, leave, open and overdue tasks, patrol minutes today"""
+    return duty.workload(actor, region_id)

@@ -1,9 +1,10 @@
 """Users (人员) and their grid cells (AB岗)."""
 
+from schemas.duty import LeaveCreateSchema, LeaveQueryArgsSchema, LeaveSchema
 from schemas.users import (AssignmentPutSchema, AssignmentSchema, UserCreateSchema, UserPageSchema,
                            UserPatchSchema, UserQueryArgsSchema, UserSchema)
 from server.auth import login_required
-from server.services import users
+from server.services import duty, users
 
 from .common import Blueprint, errors
 
@@ -78,3 +79,32 @@ def assign_cell(actor, data, user_id, region_id):
 def unassign_cell(actor, user_id, region_id):
     """Release a worker from a grid cell"""
     users.unassign_cell(actor, user_id, region_id)
+
+
+@blp.get(USER + "/leaves")
+@login_required
+@blp.arguments(LeaveQueryArgsSchema, location="query")
+@blp.response(200, LeaveSchema(many=True))
+@errors(blp, 401, 404, 422)
+def list_leaves(actor, args, user_id):
+    """List a worker's leave (请假), current and coming"""
+    return duty.list_leaves(actor, user_id, include_past=args["include_past"])
+
+
+@blp.post(USER + "/leaves")
+@login_required
+@blp.arguments(LeaveCreateSchema)
+@blp.response(201, LeaveSchema)
+@errors(blp, 401, 403, 404, 409, 422)
+def add_leave(actor, data, user_id):
+    """Record leave for a grid worker you manage (no new work reaches them in it)"""
+    return duty.add_leave(actor, user_id, data)
+
+
+@blp.delete(USER + "/leaves/<id:leave_id>")
+@login_required
+@blp.response(204)
+@errors(blp, 401, 403, 404)
+def cancel_leave(actor, user_id, leave_id):
+    """Cancel leave (again: nothing more)"""
+    duty.cancel_leave(actor, user_id, leave_id)

@@ -290,6 +290,9 @@ DEFAULT_POLICY = {
     # from this level up, a case that escalates is also dispatched at once to the department
     # of the category's kind serving the new level (None: the level's supervisors dispatch it)
     "department_from": None,
+    # a case accepted (立案) at grid level goes at once to the cell's available grid worker
+    # (server/domain/duty.py); none available: it waits for the supervisor, who is told
+    "auto_dispatch": False,
     "levels": {
         "grid": {"ack_minutes": 60, "resolve_minutes": 1440},  # 1 h to acknowledge, 1 day to resolve
         "community": {"ack_minutes": 120, "resolve_minutes": 2880},  # 2 h, 2 days
@@ -309,7 +312,7 @@ def effective_policy(policy: dict | None) -> dict:
     """
     policy = policy or {}
     result = {key: policy.get(key, DEFAULT_POLICY[key])
-              for key in ("time_basis", "yellow_ratio", "top_level", "department_from")}
+              for key in ("time_basis", "yellow_ratio", "top_level", "department_from", "auto_dispatch")}
     levels = policy.get("levels", DEFAULT_POLICY["levels"])
     result["levels"] = {level: dict(levels[level]) for level in LEVELS if level in levels}
     return result
@@ -359,6 +362,8 @@ def validate_policy(policy, start_level: str) -> list[str]:
             errors.append(f"levels: unknown level {level!r} (one of {', '.join(LEVELS)}).")
         else:
             errors.extend(_stage_errors(level, stage))
+    if not isinstance(p["auto_dispatch"], bool):
+        errors.append("auto_dispatch must be true or false.")
     if p["department_from"] is not None and p["department_from"] not in LEVELS:
         errors.append(f"department_from must be null or one of {', '.join(LEVELS)}.")
     top = p["top_level"]

@@ -34,7 +34,7 @@ LIGHT_LABELS = {GREEN: ("正常", "On time"), YELLOW: ("预警", "Due soon"), RE
 REMIND, ESCALATE, SUPERVISE = "remind", "escalate", "supervise"
 ACK_STEPS = ("repush", "backup", "supervisor")
 
-_POLICY_SCALARS = ("time_basis", "yellow_ratio", "top_level", "department_from")
+_POLICY_SCALARS = ("time_basis", "yellow_ratio", "top_level", "department_from", "auto_dispatch")
 
 
 def merge_policy(category_policy: dict | None, overrides: Iterable[dict | None]) -> dict:

@@ -20,6 +20,7 @@ KIND_LABELS = {
     "returned": ("案件下派", "Case sent back down"),
     "hotspot": ("风险预警", "Risk warning"),
     "export_done": ("导出完成", "Export ready"),
+    "dispatch_waiting": ("待派遣：无可派网格员", "To dispatch: no grid worker available"),
 }
 KINDS = tuple(KIND_LABELS)
 # Told at once whatever the hour: new work and cases that rose or are under supervision.

@@ -31,11 +31,14 @@ CALENDAR_MANAGE = "calendar.manage"  # work days and holidays, city-wide: admini
 STATS_READ = "stats.read"  # a region's evaluation figures (考核): managers, inside their scope
 PATROL_READ = "patrol.read"  # a patrol and its track (personal data): the worker, and managers of their area
 PATROL_MANAGE = "patrol.manage"  # start, end, upload points: the grid worker whose patrol it is
+DUTY_READ = "duty.read"  # whether a worker is on duty: the worker, and managers of their area
+DUTY_MANAGE = "duty.manage"  # go on and off duty (上岗/离岗): a grid worker, for themselves
 
 ACTIONS = (
     REGION_READ, REGION_MANAGE, REGION_ADD_CHILDREN, REGION_IMPORT, USER_READ, USER_MANAGE,
     DEPARTMENT_READ, DEPARTMENT_MANAGE, DEVICE_READ, DEVICE_MANAGE, CATEGORY_READ, CATEGORY_MANAGE,
     CALENDAR_READ, CALENDAR_MANAGE, ESCALATION_READ, ESCALATION_MANAGE, STATS_READ, PATROL_READ, PATROL_MANAGE,
+    DUTY_READ, DUTY_MANAGE,
 )
 
 
@@ -74,6 +77,8 @@ def can(actor: Actor, action: str, target) -> bool:
         return target.user_id == actor.user_id
     if action == PATROL_MANAGE:
         return actor.role == "grid_worker" and target.user_id == actor.user_id
+    if action == DUTY_MANAGE:
+        return actor.role == "grid_worker" and target.id == actor.user_id
     if actor.is_admin:
         return True
     if action in (CATEGORY_READ, CALENDAR_READ):
@@ -89,6 +94,8 @@ def can(actor: Actor, action: str, target) -> bool:
         return actor.is_manager and inside
     if action == PATROL_READ:
         return target.user_id == actor.user_id or (actor.is_manager and inside)
+    if action == DUTY_READ:
+        return target.id == actor.user_id or (actor.is_manager and inside)
     if action == USER_READ:
         return target.id == actor.user_id or (actor.is_manager and inside)
     if action == USER_MANAGE:

@@ -7,13 +7,13 @@ from .incidents import (
 )
 from .notifications import CalendarDay, EscalationOverride, HotspotAlert, Notification, OutboxAttempt, OutboxMessage
 from .patrols import Patrol, PatrolPoint
-from .people import Department, Device, GridAssignment, User
+from .people import Department, Device, GridAssignment, Leave, User, WorkerDuty
 from .territory import Region
 
 __all__ = [
     "AuthSession", "CalendarDay", "Category", "Department", "Device", "EscalationOverride", "ExportJob", "Extension",
     "GridAssignment", "HotspotAlert", "IdempotencyKey", "Incident", "IncidentEvent", "IncidentFollower",
-    "IncidentMilestones", "IncidentPhoto", "LoginAttempt", "Mediation", "MediationSession", "Notification",
+    "IncidentMilestones", "IncidentPhoto", "Leave", "LoginAttempt", "Mediation", "MediationSession", "Notification",
     "OutboxAttempt", "OutboxMessage", "Patrol", "PatrolPoint",
-    "RefreshToken", "Region", "Task", "User",
+    "RefreshToken", "Region", "Task", "User", "WorkerDuty",
 ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Time, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Time, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.domain.people import DEPARTMENT_KINDS, DEVICE_PLATFORMS, DEVICE_TOKEN_KINDS, DUTIES, ROLES
@@ -89,6 +89,37 @@ class GridAssignment(db.Model):
         CheckConstraint(in_list("duty", DUTIES), name="duty"),
         # one primary worker per cell; any number of backups
         Index("uq_grid_assignments_primary", "region_id", unique=True, postgresql_where=text("duty = 'primary'")),
+    )
+
+
+class WorkerDuty(db.Model):
+    """A grid worker's last word on duty (上岗 / 离岗); no row: on duty."""
+
+    __tablename__ = "worker_duty"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    on_duty: Mapped[bool] = mapped_column(Boolean)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Leave(db.Model):
+    """Leave (请假) recorded by a supervisor: the worker is given no new work in it."""
+
+    __tablename__ = "leaves"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="period"),
+        Index("ix_leaves_user_period", "user_id", "ends_at", postgresql_where=text("cancelled_at IS NULL")),
     )
 
 

@@ -45,7 +45,7 @@ from server.models import (
 )
 from server.models._base import utcnow
 
-from . import deadlines, notify, photos, regions
+from . import deadlines, duty, notify, photos, regions
 from .access import authorize_incident, scope_path
 from .constraints import violated_constraint
 
@@ -789,6 +789,26 @@ def _apply_action(actor: Actor, incident: Incident, target: rules.IncidentTarget
                data=step.extra)
     if action == "escalate":
         dispatch_by_policy(incident, now)
+    elif action in ("accept", "return_down"):
+        auto_dispatch(incident, now)
+
+
+def auto_dispatch(incident: Incident, now: datetime) -> bool:
+    """自动派遣: a case accepted at grid level whose policy says ``auto_dispatch`` goes at once to
+    the cell's available grid worker (server/domain/duty.py); with none available, the
+    supervisors of its level are told that it waits for them. True when it was dispatched."""
+    if incident.status != "accepted" or incident.level != "grid" or _active_task(incident.id) is not None:
+        return False
+    if not deadlines.policy_for(incident.category, incident.region_path)["auto_dispatch"]:
+        return False
+    worker = duty.assignee_for(incident.region_id, now)
+    if worker is None:
+        notify.notify(notify.level_supervisors(incident, incident.level), "dispatch_waiting", incident, now=now,
+                      cause=f"incident:{incident.id}:stage:{incident.stage_no}:dispatch_waiting", level=incident.level)
+        return False
+    _apply_action(SYSTEM, incident, incident_target(incident), "dispatch",
+                  {"assignee_id": worker, "note": "自动派遣 / dispatched automatically"}, _dispatch, now)
+    return True
 
 
 def dispatch_by_policy(incident: Incident, now: datetime) -> bool:

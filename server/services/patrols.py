@@ -22,6 +22,7 @@ from server.models import Patrol, PatrolPoint, User
 from server.models._base import utcnow
 
 from .access import authorize
+from .duty import put_on_duty
 
 
 MAX_START_AGE = timedelta(days=7)  # a phone offline for a week still starts its patrol afterwards
@@ -56,6 +57,8 @@ def start_patrol(actor: Actor, data: dict) -> tuple[Patrol, bool]:
     stmt = insert(Patrol).values(user_id=patrol.user_id, client_uuid=patrol.client_uuid,
                                  region_path=patrol.region_path, state="on", started_at=started_at, updated_at=now)
     new_id = db.session.scalar(stmt.on_conflict_do_nothing(index_elements=["client_uuid"]).returning(Patrol.id))
+    if new_id is not None:
+        put_on_duty(actor.user_id, True, now)  # out on patrol is on duty
     db.session.commit()
     if new_id is None:  # the same start raced in: the patrol it made
         return start_patrol(actor, data)

@@ -24,16 +24,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from flask import current_app
 from sqlalchemy import select, update
 
 from server.domain import incidents as rules
+from server.domain.duty import choose as choose_worker
 from server.domain.escalation import RUNNING_STATES, department_takes, next_ack_step, start_stage
 from server.domain.incidents import ACTIVE_TASK_STATES, SWEEP_EVENT_LABELS
 from server.domain.permissions import SYSTEM
 from server.extensions import db
-from server.models import Category, Extension, GridAssignment, Incident, IncidentEvent, Task
+from server.models import Category, Extension, Incident, IncidentEvent, Task
 
-from . import deadlines, notify
+from . import deadlines, duty, notify
 from .calendar import work_calendar
 from .incidents import TASK_ENDED_NOTE, _event, dispatch_by_policy
 from .setwise import insert_rows, rows_of
@@ -277,7 +279,7 @@ def _take_up_tasks(tasks: Sequence[Task], now: datetime) -> Counter:
         if incident is None:
             continue
         step = next_ack_step(task.ack_steps)
-        backup = _backup_for(incident, task) if step == "backup" else None
+        backup = _backup_for(incident, task, now) if step == "backup" else None
         if step == "repush":
             _repush(incident, task, now)
             counts["repushed"] += 1
@@ -290,13 +292,15 @@ def _take_up_tasks(tasks: Sequence[Task], now: datetime) -> Counter:
     return counts
 
 
-def _backup_for(incident: Incident, task: Task) -> int | None:
-    """The cell's backup worker (B岗) who is not the task's worker, if any (workers only)."""
+def _backup_for(incident: Incident, task: Task, now: datetime) -> int | None:
+    """The cell's available backup worker (B岗) who is not the task's worker, the least loaded
+    first (server/domain/duty.py), if any (workers' tasks only)."""
     if task.assignee_id is None:
         return None
-    return db.session.scalar(select(GridAssignment.user_id).where(
-        GridAssignment.region_id == incident.region_id, GridAssignment.duty == "backup",
-        GridAssignment.user_id != task.assignee_id).order_by(GridAssignment.user_id).limit(1))
+    backups = [c for c in duty.candidates(incident.region_id, now)
+               if not c.primary and c.user_id != task.assignee_id]
+    chosen = choose_worker(backups, current_app.config["MAX_OPEN_TASKS"])
+    return chosen.user_id if chosen else None
 
 
 def _repush(incident: Incident, task: Task, now: datetime) -> None:

@@ -258,7 +258,8 @@ def test_an_admin_changes_a_category_with_the_version_it_read(http, client_for):
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["name"] == "邻里矛盾" and body["keywords"] == ["邻居", "楼上楼下"] and body["version"] == 2
-    assert body["policy"] == {**policy, "yellow_ratio": 0.75, "top_level": "district", "department_from": None}
+    assert body["policy"] == {**policy, "yellow_ratio": 0.75, "top_level": "district", "department_from": None,
+                              "auto_dispatch": False}
     assert body["code"] == "0601" and body["name_en"] == "Dispute between neighbours"
     stale = admin.patch(url, json={"name": "又改了", "version": 1})
     _assert_error(stale, 409, "category.version_conflict")

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from server import worker
 from server.domain.permissions import Actor
 from server.extensions import db as _db
-from server.models import Category, Extension, Incident, IncidentEvent, Notification, Task
+from server.models import Category, Extension, Incident, IncidentEvent, Leave, Notification, Task, WorkerDuty
+from server.models._base import utcnow
 from server.notifications.senders import LoggingSender
 from server.services import deadlines
 from server.services import escalation_overrides as overrides
@@ -206,6 +207,25 @@ def test_without_a_backup_the_task_goes_back_to_the_supervisors(tree):
     sweep(task.ack_deadline)
     _db.session.refresh(incident)
     assert incident.status == "accepted"
+
+
+def test_an_unacknowledged_task_skips_a_backup_off_duty_and_one_on_leave(tree):
+    away, on_leave, free = (make_user(name, "grid_worker", tree["K1"]) for name in ("worker2", "worker3", "worker4"))
+    for backup in (away, on_leave, free):
+        assign(backup, tree["G1"], "backup")
+    _db.session.add(WorkerDuty(user_id=away.id, on_duty=False, since=utcnow()))
+    _db.session.add(Leave(user_id=on_leave.id, starts_at=utcnow() - timedelta(days=1),
+                          ends_at=utcnow() + timedelta(days=30), created_by=tree["community"].id))
+    _db.session.commit()
+    incident = reported(tree)
+    act(tree["community"], incident, "accept")
+    act(tree["community"], incident, "dispatch", assignee_id=tree["grid_worker"].id)
+    task = _db.session.scalars(select(Task).where(Task.incident_id == incident.id)).one()
+    sweep(task.ack_deadline)
+    _db.session.refresh(task)
+    assert sweep(task.ack_deadline).handed_over == 1
+    handed = _db.session.scalars(select(Task).where(Task.incident_id == incident.id, Task.status == "open")).one()
+    assert handed.assignee_id == free.id  # the lowest id among the backups is away, the next on leave
 
 
 def test_suspended_and_resolved_cases_do_not_rise(tree):
