@@ -1,10 +1,11 @@
 """The background worker (``flask worker``): the escalation sweep, the early warning, the
-push dispatcher and export jobs.
+push dispatcher, patrols' upkeep and export jobs.
 
 Each pass sweeps for what is due (reminders, escalations, supervision, unacknowledged
 tasks), looks for cells turning hot every ``HOTSPOT_CHECK_MINUTES`` (docs/STATS.md),
-then sends the outbox's due pushes, and last runs one export job (docs/STATS.md
-"Exports"). Between passes it waits the interval, or less: a new outbox row (or a new
+then sends the outbox's due pushes, ends patrols left on too long and deletes the points
+of those past the retention period (docs/FIELD.md), and last runs one export job
+(docs/STATS.md "Exports"). Between passes it waits the interval, or less: a new outbox row (or a new
 export job) wakes it at once (``LISTEN fengqiao_outbox``, notified by the outbox's insert
 trigger). Any number of workers may run side by side: the sweep, the dispatcher and the
 export jobs claim rows with ``SKIP LOCKED``. Each pass is told the time by a clock, so
@@ -28,6 +29,7 @@ from server.notifications.senders import PushSender
 from server.services.export_jobs import ExportReport
 from server.services.export_jobs import work as run_exports
 from server.services.hotspots import configured_rules, raise_alerts
+from server.services.patrols import close_abandoned, purge_expired
 from server.services.sweep import SweepReport, sweep
 
 log = logging.getLogger("fengqiao.worker")
@@ -40,6 +42,8 @@ class PassReport:
     push: DispatchReport
     alerts: int = 0  # hotspot alerts raised (early warning), when the pass looked for them
     exports: ExportReport | None = None  # export jobs recovered, expired, run
+    patrols_abandoned: int = 0  # patrols left on too long, ended
+    patrols_purged: int = 0  # patrols whose points and track passed the retention period, deleted
 
 
 class OutboxListener:
@@ -79,6 +83,7 @@ def run(*, interval_s: float, sender: PushSender, clock: Callable[[], datetime] 
                     db.session.commit()
                     alerts_checked = now
                 report = PassReport(swept, dispatch(now, sender), alerts)
+                report.patrols_abandoned, report.patrols_purged = close_abandoned(now), purge_expired(now)
                 report.exports = run_exports(clock)  # last: a long export holds only this pass
                 if on_pass:
                     on_pass(report)

@@ -1,11 +1,24 @@
 """Patrols (巡查): a grid worker's shifts and their GPS tracks (docs/FIELD.md)."""
-from schemas.patrols import GpsBatchResultSchema, GpsBatchSchema, PatrolEndSchema, PatrolSchema, PatrolStartSchema
+from schemas.patrols import (CheckinCreateSchema, CheckinSchema, GpsBatchResultSchema, GpsBatchSchema, PatrolEndSchema,
+                             PatrolPageSchema, PatrolQueryArgsSchema, PatrolSchema, PatrolStartSchema)
 from server.auth import login_required
+from server.services import patrol_places as places
 from server.services import patrols as service
 
 from .common import Blueprint, errors
 
 blp = Blueprint("patrols", __name__, url_prefix="/patrols", description="Patrols (巡查) and their GPS tracks")
+
+
+@blp.get("")
+@login_required
+@blp.arguments(PatrolQueryArgsSchema, location="query")
+@blp.response(200, PatrolPageSchema)
+@errors(blp, 401, 422)
+def list_patrols(actor, args):
+    """List patrols: your own, or (managers) those of the workers of your area; newest first"""
+    page, page_size = args.pop("page"), args.pop("page_size")
+    return service.list_patrols(actor, args, page, page_size)
 
 
 @blp.post("")
@@ -47,3 +60,15 @@ def add_points(actor, data, patrol_id):
 def get_patrol(actor, patrol_id):
     """A patrol with its track (the worker, and managers of the worker's area)"""
     return service.get_patrol(actor, patrol_id)
+
+
+@blp.post("/<id:patrol_id>/checkins")
+@login_required
+@blp.arguments(CheckinCreateSchema)
+@blp.response(201, CheckinSchema, description="Checked in (200: the same client_uuid again)")
+@errors(blp, 401, 403, 404, 409, 422)
+def check_in(actor, data, patrol_id):
+    """Check in (打卡) at a place on your patrol: within its radius, given the fix's accuracy"""
+    checkin, created = places.check_in(actor, patrol_id, data)
+    (answer,) = [c for c in service.checkins_of(patrol_id) if c["id"] == checkin.id]
+    return answer, 201 if created else 200

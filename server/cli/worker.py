@@ -39,11 +39,13 @@ def worker_command(once, interval):
     def show(report):
         s, p, e = report.sweep, report.push, report.exports
         exported = e and (e.done or e.failed or e.requeued or e.expired or e.lost)
-        if s.done or s.failed or p.handled or p.errors or report.alerts or exported or once:
+        patrols = report.patrols_abandoned or report.patrols_purged
+        if s.done or s.failed or p.handled or p.errors or report.alerts or exported or patrols or once:
             click.echo(f"reminded {s.reminded}, escalated {s.escalated}, supervised {s.supervised}, "
                        f"pushed again {s.repushed}, handed over {s.handed_over}; pushes sent {p.sent}, "
                        f"to retry {p.retried}, dead {p.dead}, failed {p.failed}, expired {p.expired}; "
-                       f"hotspot warnings {report.alerts}"
+                       f"hotspot warnings {report.alerts}; patrols left on ended {report.patrols_abandoned}, "
+                       f"past retention deleted {report.patrols_purged}"
                        + (f"; exports done {e.done}, failed {e.failed}, requeued {e.requeued}, "
                           f"expired {e.expired}" if e else "")
                        + (f"; sweep failures {len(s.failed)}: {', '.join(s.failed[:5])}" if s.failed else ""))

@@ -31,6 +31,8 @@ CALENDAR_MANAGE = "calendar.manage"  # work days and holidays, city-wide: admini
 STATS_READ = "stats.read"  # a region's evaluation figures (考核): managers, inside their scope
 PATROL_READ = "patrol.read"  # a patrol and its track (personal data): the worker, and managers of their area
 PATROL_MANAGE = "patrol.manage"  # start, end, upload points: the grid worker whose patrol it is
+PLACE_READ = "place.read"  # a place to check in at: anyone whose scope holds it (its workers too)
+PLACE_MANAGE = "place.manage"  # set and retire places: managers, inside their scope
 DUTY_READ = "duty.read"  # whether a worker is on duty: the worker, and managers of their area
 DUTY_MANAGE = "duty.manage"  # go on and off duty (上岗/离岗): a grid worker, for themselves
 
@@ -38,7 +40,7 @@ ACTIONS = (
     REGION_READ, REGION_MANAGE, REGION_ADD_CHILDREN, REGION_IMPORT, USER_READ, USER_MANAGE,
     DEPARTMENT_READ, DEPARTMENT_MANAGE, DEVICE_READ, DEVICE_MANAGE, CATEGORY_READ, CATEGORY_MANAGE,
     CALENDAR_READ, CALENDAR_MANAGE, ESCALATION_READ, ESCALATION_MANAGE, STATS_READ, PATROL_READ, PATROL_MANAGE,
-    DUTY_READ, DUTY_MANAGE,
+    DUTY_READ, DUTY_MANAGE, PLACE_READ, PLACE_MANAGE,
 )
 
 
@@ -84,9 +86,9 @@ def can(actor: Actor, action: str, target) -> bool:
     if action in (CATEGORY_READ, CALENDAR_READ):
         return True
     inside = is_within(target.scope_path, actor.scope_path)
-    if action in (REGION_READ, ESCALATION_READ):
+    if action in (REGION_READ, ESCALATION_READ, PLACE_READ):
         return inside
-    if action in (ESCALATION_MANAGE, STATS_READ):
+    if action in (ESCALATION_MANAGE, STATS_READ, PLACE_MANAGE):
         return actor.is_manager and inside
     if action == REGION_MANAGE:
         return actor.is_manager and inside and target.scope_path != actor.scope_path

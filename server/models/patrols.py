@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime
 
 from geoalchemy2 import Geometry
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -31,10 +31,13 @@ class Patrol(db.Model):
     distance_m: Mapped[float] = mapped_column(Float, server_default="0")
     points_kept: Mapped[int] = mapped_column(Integer, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # points and track deleted
 
     __table_args__ = (
         CheckConstraint(in_list("state", STATES), name="state"),
         Index("ix_patrols_user_started", "user_id", "started_at"),
+        Index("ix_patrols_to_purge", "ended_at", postgresql_where=text("purged_at IS NULL")),
+        Index("ix_patrols_on", "started_at", postgresql_where=text("state = 'on'")),
     )
 
     @property
@@ -55,3 +58,52 @@ class PatrolPoint(db.Model):
     geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=False)
     accuracy_m: Mapped[float | None] = mapped_column(Float)
     reason: Mapped[str | None] = mapped_column(String(16))
+
+
+class PatrolPlace(db.Model):
+    """A place to check in at on patrol (打卡点: a school gate, a market, a river bank): a point
+    and a radius, in a region; set by its supervisors."""
+
+    __tablename__ = "patrol_places"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"))
+    region_path: Mapped[str] = mapped_column(String(512))
+    name: Mapped[str] = mapped_column(String(100))
+    name_en: Mapped[str | None] = mapped_column(String(100))
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=False)
+    radius_m: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("radius_m > 0 AND radius_m <= 1000", name="radius"),
+        Index("ix_patrol_places_region", "region_id"),
+    )
+
+    @property
+    def scope_path(self) -> str:
+        return self.region_path
+
+
+class PatrolCheckin(db.Model):
+    """A check-in (打卡) at a place during a patrol: the phone's position, kept until the
+    retention period ends (then only the time and the distance stay)."""
+
+    __tablename__ = "patrol_checkins"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    patrol_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("patrols.id", ondelete="CASCADE"))
+    place_id: Mapped[int] = mapped_column(ForeignKey("patrol_places.id"))
+    client_uuid: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)  # a retry: the same check-in
+    t: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=True)
+    accuracy_m: Mapped[float | None] = mapped_column(Float)
+    distance_m: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        Index("ix_patrol_checkins_patrol", "patrol_id"),
+        Index("ix_patrol_checkins_place_t", "place_id", "t"),
+    )

@@ -18,11 +18,12 @@ from server.domain.patrols import GAP_MINUTES, Fix, judge, slot
 from server.domain.permissions import PATROL_MANAGE, PATROL_READ, Actor
 from server.errors import Conflict, InvalidInput, NotFound
 from server.extensions import db
-from server.models import Patrol, PatrolPoint, User
+from server.models import Patrol, PatrolCheckin, PatrolPlace, PatrolPoint, User
 from server.models._base import utcnow
 
-from .access import authorize
+from .access import authorize, within_scope
 from .duty import put_on_duty
+from .pagination import Page, paginate
 
 
 MAX_START_AGE = timedelta(days=7)  # a phone offline for a week still starts its patrol afterwards
@@ -68,7 +69,7 @@ def start_patrol(actor: Actor, data: dict) -> tuple[Patrol, bool]:
 def end_patrol(actor: Actor, patrol_id: int, ended_at: datetime | None) -> Patrol:
     """End the actor's patrol (again: the same answer). Errors: patrol.not_found,
     auth.forbidden, request.invalid (an end before the start or ahead of the clock)."""
-    patrol = _get_for_update(actor, patrol_id, PATROL_MANAGE)
+    patrol = get_for_update(actor, patrol_id, PATROL_MANAGE)
     if patrol.state != "on":
         db.session.commit()
         return patrol
@@ -89,16 +90,11 @@ def add_points(actor: Actor, patrol_id: int, points: list[dict]) -> dict:
     already held is a duplicate), judge the whole patrol's points again in time order, and
     make its track again once it has ended. Errors: patrol.not_found, auth.forbidden,
     patrol.closed (ended more than PATROL_LATE_HOURS ago)."""
-    patrol = _get_for_update(actor, patrol_id, PATROL_MANAGE)
-    now = utcnow()
-    late = timedelta(hours=current_app.config["PATROL_LATE_HOURS"])
-    if patrol.ended_at is not None and now - patrol.ended_at > late:
-        raise Conflict("patrol.closed", "The patrol ended too long ago to take points.")
-    skew = timedelta(seconds=current_app.config["CLOCK_SKEW_SECONDS"])
-    last = (patrol.ended_at + skew) if patrol.ended_at else now + skew
+    patrol = get_for_update(actor, patrol_id, PATROL_MANAGE)
+    first, last = time_window(patrol, utcnow())
     rows, refused = {}, 0
     for p in points:
-        if not patrol.started_at - skew <= p["t"] <= last:
+        if not first <= p["t"] <= last:
             refused += 1
             continue
         rows.setdefault(slot(p["t"]), p)  # the first of a slot in the batch
@@ -117,6 +113,24 @@ def add_points(actor: Actor, patrol_id: int, points: list[dict]) -> dict:
     return {"stored": stored, "duplicates": len(points) - refused - stored, "refused": refused}
 
 
+def list_patrols(actor: Actor, f: dict, page: int, page_size: int) -> Page:
+    """Patrols the actor may read (a worker's own; a manager's, those of workers of the area),
+    newest first, without tracks: by worker, state, and those overlapping [from, to)."""
+    if actor.is_manager or actor.is_admin:
+        stmt = select(Patrol).where(within_scope(actor, Patrol.region_path))
+    else:
+        stmt = select(Patrol).where(Patrol.user_id == actor.user_id)
+    if f.get("user_id") is not None:
+        stmt = stmt.where(Patrol.user_id == f["user_id"])
+    if f.get("state") is not None:
+        stmt = stmt.where(Patrol.state == f["state"])
+    if f.get("from") is not None:
+        stmt = stmt.where(func.coalesce(Patrol.ended_at, func.now()) >= f["from"])
+    if f.get("to") is not None:
+        stmt = stmt.where(Patrol.started_at < f["to"])
+    return paginate(stmt.order_by(Patrol.started_at.desc(), Patrol.id.desc()), page, page_size)
+
+
 def get_patrol(actor: Actor, patrol_id: int) -> dict:
     """A patrol with its track as GeoJSON (made now, not stored, while the patrol is on).
     Errors: patrol.not_found."""
@@ -131,13 +145,37 @@ def get_patrol(actor: Actor, patrol_id: int) -> dict:
         answer.update(distance_m=made.distance_m, points_kept=made.points_kept)
     shape = from_db(track)
     answer["track"] = to_geojson(shape) if shape is not None else None
+    answer["purged"] = patrol.purged_at is not None
+    answer["checkins"] = checkins_of(patrol.id)
     return answer
 
 
-def _get_for_update(actor: Actor, patrol_id: int, action: str) -> Patrol:
+def checkins_of(patrol_id: int) -> list[dict]:
+    """A patrol's check-ins in time order, with their places' names."""
+    rows = db.session.execute(select(PatrolCheckin.id, PatrolCheckin.place_id, PatrolPlace.name,
+                                     PatrolPlace.name_en, PatrolCheckin.t.label("at"), PatrolCheckin.distance_m)
+                              .join(PatrolPlace, PatrolPlace.id == PatrolCheckin.place_id)
+                              .where(PatrolCheckin.patrol_id == patrol_id).order_by(PatrolCheckin.t, PatrolCheckin.id))
+    return [{"id": r.id, "place_id": r.place_id, "place_name": r.name, "place_name_en": r.name_en, "t": r.at,
+             "distance_m": r.distance_m} for r in rows]
+
+
+def get_for_update(actor: Actor, patrol_id: int, action: str) -> Patrol:
+    """The patrol, locked against concurrent batches and check-ins, if ``actor`` may ``action``."""
     patrol = db.session.scalars(select(Patrol).where(Patrol.id == patrol_id).with_for_update()).one_or_none()
     authorize(actor, action, patrol, not_found=_not_found())
     return patrol
+
+
+def time_window(patrol: Patrol, now: datetime) -> tuple[datetime, datetime]:
+    """The phone times a patrol takes points and check-ins for: from its start to its end (or
+    now), give or take the clock skew allowed to phones. Errors: patrol.closed (ended more
+    than PATROL_LATE_HOURS ago)."""
+    config = current_app.config
+    if patrol.ended_at is not None and now - patrol.ended_at > timedelta(hours=config["PATROL_LATE_HOURS"]):
+        raise Conflict("patrol.closed", "The patrol ended too long ago to take points or check-ins.")
+    skew = timedelta(seconds=config["CLOCK_SKEW_SECONDS"])
+    return patrol.started_at - skew, (patrol.ended_at or now) + skew
 
 
 def _check_not_ahead(moment: datetime, now: datetime, field: str) -> None:
@@ -182,3 +220,49 @@ def _make_track(patrol_id: int) -> None:
     """Store the track of an ended patrol (an on patrol's is made when it is read)."""
     db.session.execute(_STORE_TRACK, {"id": patrol_id, "gap": GAP_MINUTES})
     db.session.expire_all()
+
+
+# ---------------------------------------------------------------- kept by the worker
+
+def close_abandoned(now: datetime) -> int:
+    """Patrols left on for longer than PATROL_MAX_HOURS: ended at their last point (at most that
+    long after the start; no point: at the start) as ``abandoned``, the track stored. Several
+    workers at once each take other patrols (SKIP LOCKED). How many were closed."""
+    limit = timedelta(hours=current_app.config["PATROL_MAX_HOURS"])
+    ids = db.session.scalars(select(Patrol.id).where(Patrol.state == "on", Patrol.started_at < now - limit)
+                             .order_by(Patrol.id).limit(500).with_for_update(skip_locked=True)).all()
+    for patrol_id in ids:
+        db.session.execute(text(
+            "UPDATE patrols p SET state = 'abandoned', updated_at = :now, ended_at = COALESCE("
+            " (SELECT max(t) FROM patrol_points WHERE patrol_id = p.id AND t <= p.started_at + :limit), p.started_at)"
+            " WHERE id = :id"), {"id": patrol_id, "now": now, "limit": limit})
+        _make_track(patrol_id)
+    db.session.commit()
+    return len(ids)
+
+
+def purge_expired(now: datetime, batch: int = 200, max_batches: int = 50) -> int:
+    """Delete the points and the track of patrols ended more than PATROL_RETENTION_DAYS ago (a
+    worker's whereabouts are personal data) and the positions of their check-ins; the patrol's
+    times and distance stay, as do the check-ins' times and the per-cell coverage figures.
+    Never before late batches stop being taken. Batches of ``batch`` patrols, each committed;
+    how many were purged."""
+    config = current_app.config
+    cutoff = now - max(timedelta(days=config["PATROL_RETENTION_DAYS"]), timedelta(hours=config["PATROL_LATE_HOURS"]))
+    purged = 0
+    for _ in range(max_batches):
+        ids = list(db.session.scalars(select(Patrol.id).where(Patrol.purged_at.is_(None), Patrol.ended_at < cutoff)
+                                      .order_by(Patrol.ended_at).limit(batch).with_for_update(skip_locked=True)))
+        if not ids:
+            break
+        db.session.execute(text("DELETE FROM patrol_points WHERE patrol_id = ANY(:ids)"), {"ids": ids})
+        db.session.execute(text("UPDATE patrol_checkins SET geom = NULL, accuracy_m = NULL WHERE patrol_id = ANY(:ids)"),
+                           {"ids": ids})
+        db.session.execute(text("UPDATE patrols SET track = NULL, purged_at = :now WHERE id = ANY(:ids)"),
+                           {"ids": ids, "now": now})
+        db.session.commit()
+        purged += len(ids)
+        if len(ids) < batch:
+            break
+    db.session.commit()
+    return purged

@@ -116,3 +116,23 @@ def test_an_end_before_the_start_is_422(tree, worker):
     got = worker.post(f"/api/v1/patrols/{patrol['id']}/end",
                       json={"ended_at": (utcnow() - timedelta(days=1)).isoformat()})
     assert got.status_code == 422 and "ended_at" in got.json()["errors"]
+
+
+def test_patrols_are_listed_to_their_worker_and_the_managers_of_the_area(tree, worker, community, client_for):
+    t0 = utcnow() - timedelta(hours=3)
+    first = start(worker, started_at=t0.isoformat()).json()
+    worker.post(f"/api/v1/patrols/{first['id']}/end", json={"ended_at": (t0 + timedelta(hours=1)).isoformat()})
+    second = start(worker).json()
+    other = make_user("worker2", "grid_worker", tree["K2"])
+    start(client_for(other))
+    assert [p["id"] for p in worker.get("/api/v1/patrols").json()["items"]] == [second["id"], first["id"]]
+    mine = community.get(f"/api/v1/patrols?user_id={tree['grid_worker'].id}&state=ended").json()
+    assert [p["id"] for p in mine["items"]] == [first["id"]] and mine["total"] == 1 and "track" not in mine["items"][0]
+    assert {p["user_id"] for p in community.get("/api/v1/patrols").json()["items"]} == {tree["grid_worker"].id}
+    late = community.get("/api/v1/patrols", params={"from": (t0 + timedelta(hours=2)).isoformat()}).json()
+    assert [p["id"] for p in late["items"]] == [second["id"]]
+    district2 = client_for(make_user("district2", "district", tree["D2"]))
+    assert {p["user_id"] for p in district2.get("/api/v1/patrols").json()["items"]} == {other.id}
+    assert client_for(tree["department"]).get("/api/v1/patrols").json()["items"] == []
+    for bad in ("state=lost", "from=yesterday", "page=0", "user_id=abc"):
+        assert community.get(f"/api/v1/patrols?{bad}").status_code == 422, bad
