@@ -96,6 +96,9 @@ def load_config() -> dict:
         # patrols (docs/FIELD.md)
         "PATROL_MAX_ACCURACY_M": float(os.environ.get("FENGQIAO_PATROL_MAX_ACCURACY_M", 50)),
         "PATROL_LATE_HOURS": float(os.environ.get("FENGQIAO_PATROL_LATE_HOURS", 48)),
+        # inspection campaigns (docs/FIELD.md): hours between the overdue reminder's stages
+        # (community at the deadline, then street, then district)
+        "CAMPAIGN_ESCALATE_HOURS": float(os.environ.get("FENGQIAO_CAMPAIGN_ESCALATE_HOURS", 24)),
         # export jobs (docs/STATS.md "Exports"): rows at most (Excel's sheet holds 1,048,576), how
         # long a file is kept, when a silent run is taken for dead, how often a job is tried,
         # how many a person may have queued or running

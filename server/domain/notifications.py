@@ -20,6 +20,9 @@ KIND_LABELS = {
     "returned": ("案件下派", "Case sent back down"),
     "hotspot": ("风险预警", "Risk warning"),
     "export_done": ("导出完成", "Export ready"),
+    "campaign_task": ("新排查任务", "New inspection task"),
+    "campaign_unassigned": ("排查网格无人负责", "Inspection cells without a grid worker"),
+    "campaign_overdue": ("排查任务超期", "Inspection tasks overdue"),
 }
 KINDS = tuple(KIND_LABELS)
 # Told at once whatever the hour: new work and cases that rose or are under supervision.

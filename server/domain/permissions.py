@@ -31,11 +31,15 @@ CALENDAR_MANAGE = "calendar.manage"  # work days and holidays, city-wide: admini
 STATS_READ = "stats.read"  # a region's evaluation figures (考核): managers, inside their scope
 PATROL_READ = "patrol.read"  # a patrol and its track (personal data): the worker, and managers of their area
 PATROL_MANAGE = "patrol.manage"  # start, end, upload points: the grid worker whose patrol it is
+CAMPAIGN_READ = "campaign.read"  # an inspection campaign (排查): its region meets the actor's scope
+CAMPAIGN_MANAGE = "campaign.manage"  # launch, close: managers, for a region inside their scope
+CAMPAIGN_FINISH = "campaign.finish"  # answer a campaign task: the task's grid worker, or a worker of its cell
 
 ACTIONS = (
     REGION_READ, REGION_MANAGE, REGION_ADD_CHILDREN, REGION_IMPORT, USER_READ, USER_MANAGE,
     DEPARTMENT_READ, DEPARTMENT_MANAGE, DEVICE_READ, DEVICE_MANAGE, CATEGORY_READ, CATEGORY_MANAGE,
     CALENDAR_READ, CALENDAR_MANAGE, ESCALATION_READ, ESCALATION_MANAGE, STATS_READ, PATROL_READ, PATROL_MANAGE,
+    CAMPAIGN_READ, CAMPAIGN_MANAGE, CAMPAIGN_FINISH,
 )
 
 
@@ -74,14 +78,22 @@ def can(actor: Actor, action: str, target) -> bool:
         return target.user_id == actor.user_id
     if action == PATROL_MANAGE:
         return actor.role == "grid_worker" and target.user_id == actor.user_id
+    if action == CAMPAIGN_FINISH:
+        return actor.role == "grid_worker" and (
+            target.assignee_id == actor.user_id or actor.user_id in target.cell_worker_ids)
     if actor.is_admin:
         return True
+    if action == CAMPAIGN_READ:
+        # a campaign of a region below the actor's, or of one above it (a street's campaign
+        # reaches into the community); what of it the actor sees is then cut to the scope
+        return actor.role != "department" and (
+            is_within(target.scope_path, actor.scope_path) or is_within(actor.scope_path, target.scope_path))
     if action in (CATEGORY_READ, CALENDAR_READ):
         return True
     inside = is_within(target.scope_path, actor.scope_path)
     if action in (REGION_READ, ESCALATION_READ):
         return inside
-    if action in (ESCALATION_MANAGE, STATS_READ):
+    if action in (ESCALATION_MANAGE, STATS_READ, CAMPAIGN_MANAGE):
         return actor.is_manager and inside
     if action == REGION_MANAGE:
         return actor.is_manager and inside and target.scope_path != actor.scope_path
