@@ -81,6 +81,9 @@ class IncidentReportSchema(Schema):
     resolve_on_spot = fields.Boolean(load_default=False, metadata={
         "description": "即报即处: the reporter fixed it; needs an `after` photo part (multipart)"})
     resolution_note = Trimmed(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+    # no default: a report without it hashes as before (idempotency keys stored earlier still match)
+    campaign_task_id = Id(allow_none=True, metadata={
+        "description": "A finding of this inspection campaign task (排查): yours, in its cell, of its category groups"})
 
 
 VERSION = fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ID), load_default=None,
@@ -206,6 +209,8 @@ class IncidentSchema(Schema):
     reopen_count = fields.Integer()
     satisfaction = fields.Integer(allow_none=True)
     merged_into_id = fields.Integer(allow_none=True)
+    campaign_task_id = fields.Integer(allow_none=True, metadata={"description": "The inspection campaign task it "
+                                                                               "was reported as a finding of"})
     version = fields.Integer(metadata={"description": "Send it back with every action (or If-Match)"})
     updated_at = fields.DateTime()
 

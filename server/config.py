@@ -102,6 +102,9 @@ def load_config() -> dict:
         "PATROL_RETENTION_DAYS": _int("FENGQIAO_PATROL_RETENTION_DAYS", 90),
         # workload: a worker holding this many open tasks is given no more automatically
         "MAX_OPEN_TASKS": _int("FENGQIAO_MAX_OPEN_TASKS", 20),
+        # inspection campaigns (docs/FIELD.md): hours between the overdue reminder's stages
+        # (community at the deadline, then street, then district)
+        "CAMPAIGN_ESCALATE_HOURS": float(os.environ.get("FENGQIAO_CAMPAIGN_ESCALATE_HOURS", 24)),
         # export jobs (docs/STATS.md "Exports"): rows at most (Excel's sheet holds 1,048,576), how
         # long a file is kept, when a silent run is taken for dead, how often a job is tried,
         # how many a person may have queued or running

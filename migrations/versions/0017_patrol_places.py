@@ -2,7 +2,7 @@
 deleted after the retention period (docs/FIELD.md).
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0015
 Create Date: 2026-11-24 02:40:00
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 from geoalchemy2 import Geometry
 
 revision = '0017'
-down_revision = '0014'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 

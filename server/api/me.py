@@ -1,5 +1,6 @@
 """The signed-in user: profile, password, phones, tasks, inbox and quiet hours."""
 
+from schemas.campaigns import MyCampaignTaskPageSchema
 from schemas.common import PageQueryArgsSchema
 from schemas.devices import DeviceCreateSchema, DeviceSchema, DeviceTokenSchema
 from schemas.duty import DutySchema, DutySetSchema
@@ -14,7 +15,7 @@ from schemas.notifications import (
 )
 from schemas.users import MeSchema, PasswordChangeSchema
 from server.auth import client_ip, current_session_id, login_required
-from server.services import devices, duty, inbox, incident_queries, users
+from server.services import campaigns, devices, duty, inbox, incident_queries, users
 
 from .common import Blueprint, errors
 
@@ -156,3 +157,13 @@ def set_my_quiet_hours(actor, data):
     """Set my quiet hours (local time; null and null clears them): reminders that are not
     urgent wait till they end; tasks and escalations never do"""
     return inbox.set_quiet_hours(actor, data["quiet_from"], data["quiet_to"])
+
+
+@blp.get("/campaign-tasks")
+@login_required
+@blp.arguments(PageQueryArgsSchema, location="query")
+@blp.response(200, MyCampaignTaskPageSchema)
+@errors(blp, 401, 422)
+def my_campaign_tasks(actor, args):
+    """Your inspection campaign tasks still to answer (open or overdue), soonest deadline first"""
+    return campaigns.my_tasks(actor, args["page"], args["page_size"])

@@ -16,9 +16,9 @@ from server.notifications import sender_from_config
 @click.option("--interval", type=click.FloatRange(min=0.1), help="Seconds between passes "
               "(default: FENGQIAO_WORKER_INTERVAL_SECONDS); a new push wakes the worker at once")
 def worker_command(once, interval):
-    """Sweep for due reminders, escalations, supervision and unacknowledged tasks, send the
-    pushes they queue (FCM with FENGQIAO_FCM_CREDENTIALS, else only logged), look for cells
-    turning hot (early warning) and run queued export jobs.
+    """Sweep for due reminders, escalations, supervision, unacknowledged tasks and overdue
+    inspection campaign tasks, send the pushes they queue (FCM with FENGQIAO_FCM_CREDENTIALS,
+    else only logged), look for cells turning hot (early warning) and run queued export jobs.
 
     Safe to run as several processes side by side. Stops cleanly on SIGTERM or Ctrl-C
     after the pass under way.
@@ -42,7 +42,8 @@ def worker_command(once, interval):
         patrols = report.patrols_abandoned or report.patrols_purged
         if s.done or s.failed or p.handled or p.errors or report.alerts or exported or patrols or once:
             click.echo(f"reminded {s.reminded}, escalated {s.escalated}, supervised {s.supervised}, "
-                       f"pushed again {s.repushed}, handed over {s.handed_over}; pushes sent {p.sent}, "
+                       f"pushed again {s.repushed}, handed over {s.handed_over}, campaign tasks overdue "
+                       f"{s.campaign_overdue}, their reminders raised {s.campaign_escalated}; pushes sent {p.sent}, "
                        f"to retry {p.retried}, dead {p.dead}, failed {p.failed}, expired {p.expired}; "
                        f"hotspot warnings {report.alerts}; patrols left on ended {report.patrols_abandoned}, "
                        f"past retention deleted {report.patrols_purged}"

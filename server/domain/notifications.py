@@ -21,6 +21,9 @@ KIND_LABELS = {
     "hotspot": ("风险预警", "Risk warning"),
     "export_done": ("导出完成", "Export ready"),
     "dispatch_waiting": ("待派遣：无可派网格员", "To dispatch: no grid worker available"),
+    "campaign_task": ("新排查任务", "New inspection task"),
+    "campaign_unassigned": ("排查网格无人负责", "Inspection cells without a grid worker"),
+    "campaign_overdue": ("排查任务超期", "Inspection tasks overdue"),
 }
 KINDS = tuple(KIND_LABELS)
 # Told at once whatever the hour: new work and cases that rose or are under supervision.

@@ -35,12 +35,16 @@ PLACE_READ = "place.read"  # a place to check in at: anyone whose scope holds it
 PLACE_MANAGE = "place.manage"  # set and retire places: managers, inside their scope
 DUTY_READ = "duty.read"  # whether a worker is on duty: the worker, and managers of their area
 DUTY_MANAGE = "duty.manage"  # go on and off duty (上岗/离岗): a grid worker, for themselves
+CAMPAIGN_READ = "campaign.read"  # an inspection campaign (排查): its region meets the actor's scope
+CAMPAIGN_MANAGE = "campaign.manage"  # launch, close: managers, for a region inside their scope
+CAMPAIGN_FINISH = "campaign.finish"  # answer a campaign task: the task's grid worker, or a worker of its cell
 
 ACTIONS = (
     REGION_READ, REGION_MANAGE, REGION_ADD_CHILDREN, REGION_IMPORT, USER_READ, USER_MANAGE,
     DEPARTMENT_READ, DEPARTMENT_MANAGE, DEVICE_READ, DEVICE_MANAGE, CATEGORY_READ, CATEGORY_MANAGE,
     CALENDAR_READ, CALENDAR_MANAGE, ESCALATION_READ, ESCALATION_MANAGE, STATS_READ, PATROL_READ, PATROL_MANAGE,
     DUTY_READ, DUTY_MANAGE, PLACE_READ, PLACE_MANAGE,
+    CAMPAIGN_READ, CAMPAIGN_MANAGE, CAMPAIGN_FINISH,
 )
 
 
@@ -81,14 +85,22 @@ def can(actor: Actor, action: str, target) -> bool:
         return actor.role == "grid_worker" and target.user_id == actor.user_id
     if action == DUTY_MANAGE:
         return actor.role == "grid_worker" and target.id == actor.user_id
+    if action == CAMPAIGN_FINISH:
+        return actor.role == "grid_worker" and (
+            target.assignee_id == actor.user_id or actor.user_id in target.cell_worker_ids)
     if actor.is_admin:
         return True
+    if action == CAMPAIGN_READ:
+        # a campaign of a region below the actor's, or of one above it (a street's campaign
+        # reaches into the community); what of it the actor sees is then cut to the scope
+        return actor.role != "department" and (
+            is_within(target.scope_path, actor.scope_path) or is_within(actor.scope_path, target.scope_path))
     if action in (CATEGORY_READ, CALENDAR_READ):
         return True
     inside = is_within(target.scope_path, actor.scope_path)
     if action in (REGION_READ, ESCALATION_READ, PLACE_READ):
         return inside
-    if action in (ESCALATION_MANAGE, STATS_READ, PLACE_MANAGE):
+    if action in (ESCALATION_MANAGE, STATS_READ, PLACE_MANAGE, CAMPAIGN_MANAGE):
         return actor.is_manager and inside
     if action == REGION_MANAGE:
         return actor.is_manager and inside and target.scope_path != actor.scope_path

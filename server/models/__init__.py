@@ -1,5 +1,6 @@
 """Tables only. Models never commit: services do, once per use case."""
 from .auth import AuthSession, LoginAttempt, RefreshToken
+from .campaigns import Campaign, CampaignTask
 from .exports import ExportJob
 from .incidents import (
     Category, Extension, IdempotencyKey, Incident, IncidentEvent, IncidentFollower, IncidentMilestones, IncidentPhoto,
@@ -11,7 +12,8 @@ from .people import Department, Device, GridAssignment, Leave, User, WorkerDuty
 from .territory import Region
 
 __all__ = [
-    "AuthSession", "CalendarDay", "Category", "Department", "Device", "EscalationOverride", "ExportJob", "Extension",
+    "AuthSession", "CalendarDay", "Campaign", "CampaignTask",
+    "Category", "Department", "Device", "EscalationOverride", "ExportJob", "Extension",
     "GridAssignment", "HotspotAlert", "IdempotencyKey", "Incident", "IncidentEvent", "IncidentFollower",
     "IncidentMilestones", "IncidentPhoto", "Leave", "LoginAttempt", "Mediation", "MediationSession", "Notification",
     "OutboxAttempt", "OutboxMessage", "Patrol", "PatrolCheckin", "PatrolPlace", "PatrolPoint",

@@ -139,6 +139,8 @@ class Incident(db.Model):
     # while suspended: what the stage had left, in minutes of its time basis
     paused_yellow_minutes: Mapped[float | None] = mapped_column(Float)
     paused_due_minutes: Mapped[float | None] = mapped_column(Float)
+    # reported as a finding of an inspection campaign's task (排查, docs/FIELD.md)
+    campaign_task_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_tasks.id"))
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     sync_xid = _sync_xid()
@@ -166,6 +168,7 @@ class Incident(db.Model):
         Index("ix_incidents_reported_at", "reported_at"),
         Index("ix_incidents_reporter", "reporter_id"),
         Index("ix_incidents_sync_xid", "sync_xid"),
+        Index("ix_incidents_campaign_task", "campaign_task_id", postgresql_where=text("campaign_task_id IS NOT NULL")),
         # the escalation sweep's two questions: which running cases are overdue, which
         # passed their yellow instant without a reminder in this stage
         Index("ix_incidents_sweep_due", "due_at", postgresql_where=text(in_list("status", sorted(RUNNING_STATES)))),

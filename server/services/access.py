@@ -6,13 +6,13 @@ same rule for list queries, maps, tiles and exports.
 """
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, exists, false, or_, true
+from sqlalchemy import ColumnElement, exists, false, literal, or_, select, true
 from sqlalchemy.orm import aliased
 
 from server.domain.incidents import READER, IncidentTarget, may, relations
 from server.domain.permissions import Actor, can, read_action
 from server.errors import Forbidden, NotFound
-from server.models import Department, Incident, Region, Task, User
+from server.models import Campaign, CampaignTask, Department, GridAssignment, Incident, Region, Task, User
 
 
 class _Territory:
@@ -87,3 +87,25 @@ def visible_incidents(actor: Actor) -> ColumnElement[bool]:
         dispatched = aliased(Task)  # (the outer query may select tasks too: do not correlate with them)
         return exists().where(dispatched.incident_id == Incident.id, dispatched.department_id == actor.department_id)
     return within_scope(actor, Incident.region_path)
+
+
+def visible_campaigns(actor: Actor) -> ColumnElement[bool]:
+    """SQL form of ``can(actor, CAMPAIGN_READ, campaign)``: campaigns of regions inside the
+    actor's scope or above it (a street's campaign reaches its communities and workers)."""
+    if actor.role == "department":
+        return false()
+    if actor.is_admin:
+        return true()
+    return or_(within_scope(actor, Campaign.region_path), literal(actor.scope_path).startswith(Campaign.region_path))
+
+
+def visible_campaign_tasks(actor: Actor) -> ColumnElement[bool]:
+    """The campaign tasks an actor is shown in lists, progress figures and maps: a grid
+    worker's own (assigned to them, or of a cell they cover); a manager's, those of the
+    cells of their scope."""
+    if actor.role == "department":
+        return false()
+    if actor.role == "grid_worker":
+        covered = select(GridAssignment.region_id).where(GridAssignment.user_id == actor.user_id)
+        return or_(CampaignTask.assignee_id == actor.user_id, CampaignTask.cell_id.in_(covered))
+    return within_scope(actor, CampaignTask.cell_path)

@@ -131,7 +131,7 @@ def cancel_leave(actor: Actor, user_id: int, leave_id: int) -> None:
 # ---------------------------------------------------------------- who takes new work
 
 _CANDIDATES = text(f"""
-SELECT a.user_id, a.duty = 'primary' AS primary, COALESCE(d.on_duty, true) AS on_duty,
+SELECT a.region_id AS cell, a.user_id, a.duty = 'primary' AS primary, COALESCE(d.on_duty, true) AS on_duty,
        EXISTS (SELECT 1 FROM leaves l WHERE l.user_id = a.user_id AND l.cancelled_at IS NULL
                AND l.starts_at <= :now AND l.ends_at > :now) AS on_leave,
        (SELECT count(*) FROM tasks t WHERE t.assignee_id = a.user_id
@@ -139,23 +139,43 @@ SELECT a.user_id, a.duty = 'primary' AS primary, COALESCE(d.on_duty, true) AS on
 FROM grid_assignments a
 JOIN users u ON u.id = a.user_id AND u.is_active AND u.role = 'grid_worker'
 LEFT JOIN worker_duty d ON d.user_id = a.user_id
-WHERE a.region_id = :cell
-ORDER BY a.duty = 'primary' DESC, a.user_id
+WHERE a.region_id = ANY(:cells)
+ORDER BY a.region_id, a.duty = 'primary' DESC, a.user_id
 """)
 
 
+def candidates_of(cell_ids: list[int], now: datetime) -> dict[int, list[Candidate]]:
+    """The active workers covering each cell, primary first, as the rules see them (one query)."""
+    found: dict[int, list[Candidate]] = {cell: [] for cell in cell_ids}
+    for r in db.session.execute(_CANDIDATES, {"cells": list(cell_ids), "now": now}):
+        found[r.cell].append(Candidate(r.user_id, r.primary, r.on_duty, r.on_leave, r.open_tasks))
+    return found
+
+
 def candidates(cell_id: int, now: datetime) -> list[Candidate]:
-    """The active workers covering the cell, primary first, as the rules see them."""
-    return [Candidate(r.user_id, r.primary, r.on_duty, r.on_leave, r.open_tasks)
-            for r in db.session.execute(_CANDIDATES, {"cell": cell_id, "now": now})]
+    return candidates_of([cell_id], now)[cell_id]
+
+
+def assignees_for(cell_ids: list[int], now: datetime, *, not_on_leave: bool = False) -> dict[int, int | None]:
+    """The grid worker new work of each cell goes to now (None: nobody available), in one
+    query; each cell judged on its own. With ``not_on_leave`` (work due days later, such as a
+    campaign's task), a cell whose workers are all off duty or busy goes to the first of them
+    not on leave, primary first: off duty at 10 pm is not away for the week."""
+    limit = current_app.config["MAX_OPEN_TASKS"]
+    found = {}
+    for cell, workers in candidates_of(cell_ids, now).items():
+        chosen = choose(workers, limit)
+        if chosen is None and not_on_leave:
+            chosen = next((w for w in workers if not w.on_leave), None)
+        found[cell] = chosen.user_id if chosen else None
+    return found
 
 
 def assignee_for(cell_id: int, now: datetime) -> int | None:
     """The grid worker new work of the cell goes to now, or None when nobody is available.
     The open-task limit is soft: two dispatches at the same instant may both count the
     worker below it."""
-    chosen = choose(candidates(cell_id, now), current_app.config["MAX_OPEN_TASKS"])
-    return chosen.user_id if chosen else None
+    return assignees_for([cell_id], now)[cell_id]
 
 
 # ---------------------------------------------------------------- workload

@@ -45,7 +45,7 @@ from server.models import (
 )
 from server.models._base import utcnow
 
-from . import deadlines, duty, notify, photos, regions
+from . import campaigns, deadlines, duty, notify, photos, regions
 from .access import authorize_incident, scope_path
 from .constraints import violated_constraint
 
@@ -290,6 +290,9 @@ def report_incident(actor: Actor, data: dict, files: list[tuple[str, bytes]], he
                                "Resolving on the spot needs an 'after' photo.", errors={"after": ["Required."]})
         if actor.user_id not in cell.workers:
             raise Forbidden("auth.forbidden", "Only a worker of this grid cell may resolve on the spot.")
+    campaign_task = None
+    if data.get("campaign_task_id") is not None:  # a finding of an inspection campaign (排查)
+        campaign_task = campaigns.task_for_finding(actor, data["campaign_task_id"], category, cell.id)
 
     if len(files) > MAX_REPORT_PHOTOS:
         raise InvalidInput("incident.too_many_photos", f"A report takes at most {MAX_REPORT_PHOTOS} photos.")
@@ -301,7 +304,7 @@ def report_incident(actor: Actor, data: dict, files: list[tuple[str, bytes]], he
         address=data.get("address"), description=data["description"],
         priority=data["priority"] or category.default_priority, source=data["source"], attributes=attributes,
         reporter_id=actor.user_id or None, contact_name=contact.get("name"), contact_phone=contact.get("phone"),
-        occurred_at=occurred_at, reported_at=now,
+        occurred_at=occurred_at, reported_at=now, campaign_task_id=campaign_task.id if campaign_task else None,
     )
     deadlines.begin_stage(incident, now, category=category)
     try:
@@ -311,6 +314,8 @@ def report_incident(actor: Actor, data: dict, files: list[tuple[str, bytes]], he
         if actor.user_id:
             db.session.add(IncidentFollower(incident_id=incident.id, user_id=actor.user_id))
         stored = [photos.record(actor, incident, photo, lon, lat)[0] for photo in prepared]
+        if campaign_task is not None:
+            campaigns.record_finding(actor, campaign_task, now)
         if data["resolve_on_spot"]:
             _resolve(incident, on_spot=True, now=now)
             timeline.append(_event(incident, actor, "resolve_on_spot", "reported",

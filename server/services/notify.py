@@ -58,6 +58,8 @@ class Tell:
     task_id: int | None = None
     level: str | None = None
     deadline: datetime | None = None
+    # more string fields of the push's data payload (what a message of no incident points at)
+    payload: tuple[tuple[str, str], ...] = ()
 
 
 def supervising_region(region_path: str, level: str) -> tuple[int, str]:
@@ -204,7 +206,7 @@ def _pushes(message: Tell, notification_id: int, devices: Iterable[int], now: da
                 "type": message.kind, "message_id": str(message_id), "notification_id": str(notification_id),
                 "incident_id": str(message.subject.id or ""), "task_id": str(message.task_id or ""),
                 "level": message.level or "", "deadline": deadline.isoformat() if deadline else "",
-                "title": title, "title_en": title_en,
+                "title": title, "title_en": title_en, **dict(message.payload),
             },
         })
     return rows

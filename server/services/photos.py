@@ -62,6 +62,11 @@ def _check(data: bytes) -> imaging.ImageInfo:
         raise _photo_error(exc) from None
 
 
+def sane_taken_at(taken_at):
+    """An EXIF time as shown: None when absent or from a broken clock."""
+    return taken_at if taken_at is not None and taken_at.year in _SANE_YEARS else None
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A photo checked and in the blob store, not yet recorded."""

@@ -33,9 +33,10 @@ from server.domain.escalation import RUNNING_STATES, department_takes, next_ack_
 from server.domain.incidents import ACTIVE_TASK_STATES, SWEEP_EVENT_LABELS
 from server.domain.permissions import SYSTEM
 from server.extensions import db
-from server.models import Category, Extension, Incident, IncidentEvent, Task
+from server.models import CampaignTask, Category, Extension, Incident, IncidentEvent, Task
 
 from . import deadlines, duty, notify
+from .campaigns import escalate_overdue_tasks, overdue_tasks_due
 from .calendar import work_calendar
 from .incidents import TASK_ENDED_NOTE, _event, dispatch_by_policy
 from .setwise import insert_rows, rows_of
@@ -57,11 +58,14 @@ class SweepReport:
     supervised: int = 0
     repushed: int = 0
     handed_over: int = 0
+    campaign_overdue: int = 0  # inspection campaign tasks past their deadline (docs/FIELD.md)
+    campaign_escalated: int = 0  # overdue campaign tasks whose reminder rose a level
     failed: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> int:
-        return self.reminded + self.escalated + self.supervised + self.repushed + self.handed_over
+        return (self.reminded + self.escalated + self.supervised + self.repushed + self.handed_over
+                + self.campaign_overdue + self.campaign_escalated)
 
     def add(self, counts: Counter) -> None:
         for name, n in counts.items():
@@ -71,7 +75,7 @@ class SweepReport:
 def sweep(now: datetime, *, batch: int = BATCH) -> SweepReport:
     """One pass over everything due at ``now``."""
     report = SweepReport()
-    for handle in (_overdue_batch, _yellow_batch, _unacknowledged_batch):
+    for handle in (_overdue_batch, _yellow_batch, _unacknowledged_batch, _campaign_batch):
         while handle(now, batch, report):
             pass
     return report
@@ -339,3 +343,11 @@ def _sweep_event(incident: Incident, action: str, now: datetime, data: dict | No
                  from_status: str | None = None) -> None:
     assert action in SWEEP_EVENT_LABELS
     _event(incident, SYSTEM, action, from_status or incident.status, note=None, at=now, data=data)
+
+
+def _campaign_batch(now: datetime, batch: int, report: SweepReport) -> bool:
+    """Inspection campaign tasks owing an overdue stage: marked overdue, the reminder one level
+    up each stage (services.campaigns)."""
+    rows = _claim(overdue_tasks_due(now), batch, CampaignTask).all()
+    ok = bool(rows) and _set_wise(rows, report, lambda chunk: escalate_overdue_tasks(chunk, now), "campaign task")
+    return len(rows) == batch and ok

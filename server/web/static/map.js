@@ -1,7 +1,8 @@
 // The street office's map (docs/MAP.md): the region tree as the basemap, cells coloured by
 // their cases' lights, incidents and clusters from /api/v1/map/tiles, the overdue and
 // supervised cases beside it, an incident's detail and timeline, live through
-// /api/v1/map/stream. Everything comes from this server: no basemap, no CDN.
+// /api/v1/map/stream; an inspection campaign's progress per cell from its cells.geojson.
+// Everything comes from this server: no basemap, no CDN.
 "use strict";
 
 const TEXT = {
@@ -14,6 +15,7 @@ const TEXT = {
     timeline: "流转记录", close: "关闭", cases_open: "未结案件", empty: "暂无",
     accept: "立案", verify: "核查结案", dispatch: "派遣", dispatch_to: "派遣给", note: "说明",
     worker: "网格员", department: "部门", hotspots: "风险点", hotspot_reports: "近期上报", usual: "以往",
+    campaign: "排查", no_campaign: "排查：不显示", done: "已完成", deadline: "截止",
   },
   en: {
     title: "Fengqiao · grid map", username: "User name", password: "Password", signin: "Sign in",
@@ -25,6 +27,7 @@ const TEXT = {
     close: "Close", cases_open: "Open cases", empty: "None", accept: "Accept", verify: "Verify and close",
     dispatch: "Dispatch", dispatch_to: "Dispatch to", note: "Note", worker: "Grid worker",
     department: "Department", hotspots: "Hotspots", hotspot_reports: "Reports lately", usual: "usually",
+    campaign: "Inspection", no_campaign: "Inspection: none shown", done: "done", deadline: "due",
   },
 };
 const LIGHT_COLOURS = ["match", ["get", "light"], "red", "#d73027", "yellow", "#fdae61", "green", "#1a9850", "#d9d9d9"];
@@ -69,7 +72,8 @@ const mercator = ([lon, lat]) => [lon * Math.PI / 180 * EARTH_RADIUS,
 // (recomputed as the map moves: exact at the centre, within metres across a street's view);
 // the translation in pixels doubles with each zoom level.
 const SHIFTED = { regions: "fill-translate", "regions-line": "line-translate", clusters: "circle-translate",
-  incidents: "circle-translate", hotspots: "circle-translate" };
+  incidents: "circle-translate", hotspots: "circle-translate", "campaign-cells": "fill-translate",
+  "campaign-lines": "line-translate" };
 function shiftToBasemap() {
   if (basemapCrs !== "gcj02") return;
   const centre = map.getCenter().toArray();
@@ -162,7 +166,8 @@ function buildMap(scope, config) {
   basemapCrs = basemap ? basemap.crs : "wgs84";
   const [southWest, northEast] = bounds(scope.geometry);
   const sources = { fq: { type: "vector", tiles: [tileUrl()], minzoom: 0, maxzoom: 22 },
-    hotspots: { type: "geojson", data: { type: "FeatureCollection", features: [] } } };
+    hotspots: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
+    campaign: { type: "geojson", data: { type: "FeatureCollection", features: [] } } };
   const under = [{ id: "background", type: "background", paint: { "background-color": "#f4f1ea" } }];
   if (basemap) {
     sources.basemap = { type: "raster", tiles: [basemap.url], tileSize: 256, attribution: basemap.attribution };
@@ -184,6 +189,11 @@ function buildMap(scope, config) {
           paint: { "fill-color": LIGHT_COLOURS, "fill-opacity": basemap ? 0.3 : 0.45 } },
         { id: "regions-line", type: "line", source: "fq", "source-layer": "regions",
           paint: { "line-color": "#4d4d4d", "line-width": 0.7 } },
+        // an inspection campaign's cells (排查), coloured by their task's state (cells.geojson)
+        { id: "campaign-cells", type: "fill", source: "campaign",
+          paint: { "fill-color": ["get", "colour"], "fill-opacity": 0.65 } },
+        { id: "campaign-lines", type: "line", source: "campaign",
+          paint: { "line-color": "#333", "line-width": 1.2 } },
         { id: "clusters", type: "circle", source: "fq", "source-layer": "clusters",
           paint: {
             "circle-color": ["case", [">", ["get", "red"], 0], "#d73027", "#2b6cb0"],
@@ -202,8 +212,15 @@ function buildMap(scope, config) {
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }));
   map.on("click", "incidents", (e) => showIncident(e.features[0].id || e.features[0].properties.id));
   map.on("click", "clusters", (e) => map.easeTo({ center: e.lngLat, zoom: map.getZoom() + 2 }));
-  map.on("click", "regions", (e) => {
+  map.on("click", "campaign-cells", (e) => {
     if (map.queryRenderedFeatures(e.point, { layers: ["incidents", "clusters"] }).length) return;
+    const p = e.features[0].properties;
+    new maplibregl.Popup().setLngLat(e.lngLat).setHTML(
+      `<strong>${escapeHtml(lang === "zh" ? p.name : p.name_en || p.name)}</strong><br>` +
+      `${escapeHtml(lang === "zh" ? p.label : p.label_en)}`).addTo(map);
+  });
+  map.on("click", "regions", (e) => {
+    if (map.queryRenderedFeatures(e.point, { layers: ["incidents", "clusters", "campaign-cells"] }).length) return;
     const p = e.features[0].properties;
     new maplibregl.Popup().setLngLat(e.lngLat).setHTML(
       `<strong>${escapeHtml(lang === "zh" ? p.name : p.name_en || p.name)}</strong><br>` +
@@ -393,6 +410,51 @@ async function loadHotspots(me) {
   map.getSource("hotspots").setData(found.hotspots);
 }
 
+// Inspection campaigns (排查, docs/FIELD.md): the one chosen is drawn over the regions, each
+// cell coloured by its task's state, with a legend in both languages and the counts.
+let campaignCells = null;
+async function loadCampaigns(me) {
+  if (me.role === "department") return;
+  const page = await api("/api/v1/campaigns?page_size=100");
+  const select = $("f-campaign");
+  const chosen = select.value;
+  select.replaceChildren(select.options[0]);
+  for (const c of page.items) select.add(new Option(`${c.title} (${label(c.state_label)})`, String(c.id)));
+  select.value = page.items.some((c) => String(c.id) === chosen) ? chosen : "";
+  select.hidden = !page.items.length;
+}
+
+async function showCampaign() {
+  const id = $("f-campaign").value;
+  campaignCells = id ? await api(`/api/v1/campaigns/${id}/cells.geojson`) : null;
+  if (!map.getSource("campaign")) await new Promise((resolve) => map.once("load", resolve));
+  map.getSource("campaign").setData(campaignCells || { type: "FeatureCollection", features: [] });
+  drawCampaignLegend();
+}
+
+function drawCampaignLegend() {
+  const box = $("campaign");
+  box.hidden = !campaignCells;
+  if (!campaignCells) return;
+  const counts = {};
+  for (const f of campaignCells.features) counts[f.properties.state] = (counts[f.properties.state] || 0) + 1;
+  const total = campaignCells.features.length;
+  const done = (counts.found || 0) + (counts.nothing_found || 0);
+  $("campaign-title").textContent = campaignCells.campaign.title;
+  const share = total ? ` (${Math.round(1000 * done / total) / 10}%)` : "";
+  $("campaign-progress").textContent = `${t("done")} ${done}/${total}${share} · ` +
+    `${t("deadline")} ${when(campaignCells.campaign.deadline)}`;
+  const shown = campaignCells.legend.filter((item) => item.state !== "cancelled" || counts.cancelled);
+  $("campaign-legend").replaceChildren(...shown.map((item) => {
+    const li = document.createElement("li");
+    li.dataset.state = item.state;
+    const [first, second] = lang === "zh" ? [item.label, item.label_en] : [item.label_en, item.label];
+    li.innerHTML = `<span class="swatch" style="background:${escapeHtml(item.colour)}"></span>` +
+      `${escapeHtml(first)} <small>${escapeHtml(second)}</small><b>${counts[item.state] || 0}</b>`;
+    return li;
+  }));
+}
+
 async function loadCategories() {
   const page = await api("/api/v1/categories?page_size=500");
   const select = $("f-category");
@@ -408,7 +470,10 @@ async function loadCategories() {
 async function follow(cursor) {
   streamAbort = new AbortController();
   let changed = null;
-  const onChange = () => { clearTimeout(changed); changed = setTimeout(() => { refreshTiles(); loadLists(); }, 500); };
+  const onChange = () => {
+    clearTimeout(changed);
+    changed = setTimeout(() => { refreshTiles(); loadLists(); if (campaignCells) showCampaign(); }, 500);
+  };
   while (token) {
     try {
       const headers = { Authorization: `Bearer ${token}` };
@@ -455,7 +520,7 @@ async function start() {
       api("/api/v1/map/config")]);
     if (map) map.remove();
     buildMap(scope, config);
-    await Promise.all([loadCategories(), loadLists(), loadHotspots(me)]);
+    await Promise.all([loadCategories(), loadLists(), loadHotspots(me), loadCampaigns(me)]);
     follow(null);
   } catch (error) {
     $("login-error").textContent = error.message;
@@ -472,8 +537,10 @@ document.addEventListener("DOMContentLoaded", () => {
     translate();
     loadCategories();
     loadLists();
+    drawCampaignLegend();
     if (map) drawLabels();
   });
+  $("f-campaign").addEventListener("change", () => showCampaign().catch((error) => alert(error.message)));
   ["f-status", "f-category"].forEach((id) => $(id).addEventListener("change", refreshTiles));
   $("f-hotspots").addEventListener("change", (e) => {
     if (map) map.setLayoutProperty("hotspots", "visibility", e.target.checked ? "visible" : "none");
