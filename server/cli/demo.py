@@ -30,5 +30,7 @@ def load_command():
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(lines) + "\n")
     click.echo(f"{result['incidents']} demo incidents reported and taken through the closed loop.")
+    click.echo(f"worker1 patrolled for two hours ({result['patrol_points']} GPS fixes, a check-in); inspection "
+               f"campaign {result['campaign_id']} (燃气与消防安全隐患排查) launched for the first street.")
     click.echo(f"Demo users (user name, role, password) — also saved to {credentials}:")
     click.echo("\n".join("  " + line for line in lines))

@@ -100,7 +100,9 @@ def load_demo(councils_path: Path = COUNCILS, say=print) -> dict:
     users = _people(detailed)
     say("Demo incidents through the closed loop …")
     incidents = _incidents()
-    return {"created": True, "users": users, "categories": categories, "incidents": incidents}
+    say("A patrol with a check-in, and a safety inspection campaign …")
+    field = _field_work()
+    return {"created": True, "users": users, "categories": categories, "incidents": incidents, **field}
 
 
 def _people(streets: list[Region]) -> list[tuple[str, str, str]]:
@@ -225,3 +227,50 @@ def _demo_photo() -> bytes:
 def _step(incidents, user: User, incident_id: int, action: str, data: dict) -> None:
     version = db.session.get(Incident, incident_id).version
     incidents.act(_actor(user), incident_id, action, {"version": version, **data})
+
+
+def _field_work() -> dict:
+    """The first worker's patrol of the last two hours through their cells (a fix every 10
+    seconds, with a check-in at a place in the first cell), and a safety-hazard campaign
+    (排查) for the first street, one of its cells already answered "nothing found"."""
+    import uuid
+    from datetime import timedelta
+
+    from server.models._base import utcnow
+
+    from . import campaigns, patrol_places, patrols
+
+    now = utcnow()
+    worker = db.session.scalar(select(User).where(User.username == "worker1"))
+    community = db.session.scalar(select(User).where(User.username == "community1"))
+    street = db.session.scalar(select(User).where(User.username == "street"))
+    cells = [a.region_id for a in db.session.scalars(select(GridAssignment).where(
+        GridAssignment.user_id == worker.id, GridAssignment.duty == "primary").order_by(GridAssignment.region_id))]
+    # a walk from cell to cell through points inside each, 720 fixes over two hours
+    walk = db.session.execute(text(
+        "SELECT ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat FROM (SELECT ST_MakeLine(ST_PointOnSurface(geom) "
+        "ORDER BY id) AS line FROM regions WHERE id = ANY(:cells)) w, "
+        "LATERAL ST_Dump(ST_LineInterpolatePoints(w.line, 1.0 / 720)) p ORDER BY p.path"), {"cells": cells}).all()
+    started = now - timedelta(hours=2)
+    patrol, _ = patrols.start_patrol(_actor(worker), {"client_uuid": uuid.uuid4(), "started_at": started})
+    fixes = [{"t": started + timedelta(seconds=10 * (i + 1)), "lon": lon, "lat": lat, "accuracy_m": 6.0}
+             for i, (lon, lat) in enumerate(walk)]
+    for first in range(0, len(fixes), 500):
+        patrols.add_points(_actor(worker), patrol.id, fixes[first:first + 500])
+    gate = fixes[len(fixes) // (2 * max(1, len(cells)))]
+    place = patrol_places.create_place(_actor(community), {
+        "name": "社区服务中心门口", "name_en": "Community service centre gate", "radius_m": 50,
+        "location": {"type": "Point", "coordinates": [gate["lon"], gate["lat"]]}})
+    patrol_places.check_in(_actor(worker), patrol.id, {
+        "client_uuid": uuid.uuid4(), "place_id": place.id, "t": gate["t"], "accuracy_m": 6.0,
+        "location": {"type": "Point", "coordinates": [gate["lon"], gate["lat"]]}})
+    patrols.end_patrol(_actor(worker), patrol.id, now - timedelta(minutes=1))
+    campaign, _ = campaigns.launch_campaign(_actor(street), {
+        "client_uuid": uuid.uuid4(), "region_id": street.region_id, "title": "燃气与消防安全隐患排查",
+        "category_groups": ["05"], "deadline": now + timedelta(days=3)})
+    task_id = db.session.scalar(text(
+        "SELECT id FROM campaign_tasks WHERE campaign_id = :c AND assignee_id = :w ORDER BY cell_id LIMIT 1"),
+        {"c": campaign.id, "w": worker.id})
+    if task_id is not None:
+        campaigns.report_nothing_found(_actor(worker), campaign.id, task_id, _demo_photo(), "已逐户排查，未发现隐患")
+    return {"patrol_points": len(fixes), "campaign_id": campaign.id}

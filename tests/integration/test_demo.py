@@ -2,7 +2,7 @@
 from sqlalchemy import func, select
 
 from server.domain.permissions import SYSTEM
-from server.models import Incident, Region, User
+from server.models import Campaign, CampaignTask, Incident, Patrol, PatrolCheckin, Region, User
 from server.services import regions
 
 
@@ -28,6 +28,14 @@ def test_demo_city_loads_once_with_a_user_for_every_role(app, db, tmp_path):
     statuses = dict(db.session.execute(select(Incident.status, func.count()).group_by(Incident.status)).all())
     assert sum(statuses.values()) == 48 and {"reported", "accepted", "dispatched", "closed"} <= set(statuses)
     assert "48 demo incidents" in first.output
+
+    (patrol,) = db.session.scalars(select(Patrol)).all()
+    assert patrol.state == "ended" and patrol.points_kept == 720 and patrol.distance_m > 100
+    assert db.session.scalar(select(func.count()).select_from(PatrolCheckin)) == 1
+    (campaign,) = db.session.scalars(select(Campaign)).all()
+    states = dict(db.session.execute(select(CampaignTask.state, func.count()).group_by(CampaignTask.state)).all())
+    assert states.get("nothing_found") == 1 and states.get("open", 0) > 100
+    assert "worker1 patrolled for two hours (720 GPS fixes" in first.output
 
     second = runner.invoke(args=["demo", "load"])
     assert second.exit_code == 0 and "already loaded" in second.output
