@@ -1,5 +1,5 @@
-"""Places to check in at on patrol (打卡点), the check-ins, and when a patrol's points were
-deleted after the retention period (docs/FIELD.md).
+"""Places to check in at on patrol (打卡点), the check-ins, when a patrol's points were
+deleted after the retention period, and a patrol never ending before it starts (docs/FIELD.md).
 
 Revision ID: 0017
 Revises: 0015
@@ -52,6 +52,7 @@ def upgrade():
     op.create_index('ix_patrol_checkins_patrol', 'patrol_checkins', ['patrol_id'], unique=False)
     op.create_index('ix_patrol_checkins_place_t', 'patrol_checkins', ['place_id', 't'], unique=False)
     op.add_column('patrols', sa.Column('purged_at', sa.DateTime(timezone=True), nullable=True))
+    op.create_check_constraint(op.f('ck_patrols_period'), 'patrols', 'ended_at IS NULL OR ended_at >= started_at')
     op.create_index('ix_patrols_to_purge', 'patrols', ['ended_at'], unique=False,
                     postgresql_where=sa.text('purged_at IS NULL'))
     op.create_index('ix_patrols_on', 'patrols', ['started_at'], unique=False,
@@ -61,6 +62,7 @@ def upgrade():
 def downgrade():
     op.drop_index('ix_patrols_on', table_name='patrols', postgresql_where=sa.text("state = 'on'"))
     op.drop_index('ix_patrols_to_purge', table_name='patrols', postgresql_where=sa.text('purged_at IS NULL'))
+    op.drop_constraint(op.f('ck_patrols_period'), 'patrols', type_='check')
     op.drop_column('patrols', 'purged_at')
     op.drop_index('ix_patrol_checkins_place_t', table_name='patrol_checkins')
     op.drop_index('ix_patrol_checkins_patrol', table_name='patrol_checkins')

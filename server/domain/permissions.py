@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .campaigns import TaskTarget
 from .people import MANAGER_ROLES, outranks
 from .territory import is_within
 
@@ -91,6 +92,8 @@ def can(actor: Actor, action: str, target) -> bool:
     if actor.is_admin:
         return True
     if action == CAMPAIGN_READ:
+        if isinstance(target, TaskTarget) and actor.role == "grid_worker":  # a task: as the worker's list
+            return target.assignee_id == actor.user_id or actor.user_id in target.cell_worker_ids
         # a campaign of a region below the actor's, or of one above it (a street's campaign
         # reaches into the community); what of it the actor sees is then cut to the scope
         return actor.role != "department" and (

@@ -35,6 +35,7 @@ class Patrol(db.Model):
 
     __table_args__ = (
         CheckConstraint(in_list("state", STATES), name="state"),
+        CheckConstraint("ended_at IS NULL OR ended_at >= started_at", name="period"),
         Index("ix_patrols_user_started", "user_id", "started_at"),
         Index("ix_patrols_to_purge", "ended_at", postgresql_where=text("purged_at IS NULL")),
         Index("ix_patrols_on", "started_at", postgresql_where=text("state = 'on'")),

@@ -400,8 +400,8 @@ def report_nothing_found(actor: Actor, campaign_id: int, task_id: int, photo: by
     if not photo:
         raise InvalidInput("campaign.photo_required", "A nothing-found report needs a photo of the cell.",
                            errors={"photo": ["Required."]})
-    if task.state == "nothing_found" and task.photo_sha256 == hashlib.sha256(photo).hexdigest():
-        return get_task(actor, campaign_id, task_id)  # a retry of the same report
+    if task.state in ("nothing_found", "found") and task.photo_sha256 == hashlib.sha256(photo).hexdigest():
+        return get_task(actor, campaign_id, task_id)  # a retry of the same report (a finding may have come since)
     if task.campaign.state != "open":
         raise _closed()
     try:

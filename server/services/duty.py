@@ -100,9 +100,13 @@ def add_leave(actor: Actor, user_id: int, data: dict) -> Leave:
     if ends <= starts or ends - starts > timedelta(days=MAX_LEAVE_DAYS):
         raise InvalidInput("leave.invalid_period", f"Leave ends after it starts, within {MAX_LEAVE_DAYS} days.",
                            errors={"ends_at": [f"After starts_at, at most {MAX_LEAVE_DAYS} days later."]})
-    if ends <= utcnow():
+    now = utcnow()
+    if ends <= now:
         raise InvalidInput("leave.invalid_period", "That leave is already over.",
                            errors={"ends_at": ["In the past."]})
+    if ends > now + timedelta(days=MAX_LEAVE_DAYS):
+        raise InvalidInput("leave.invalid_period", f"Leave is recorded at most {MAX_LEAVE_DAYS} days ahead.",
+                           errors={"ends_at": [f"Within {MAX_LEAVE_DAYS} days from now."]})
     clash = db.session.scalars(select(Leave.id).where(
         Leave.user_id == user_id, Leave.cancelled_at.is_(None), Leave.starts_at < ends, Leave.ends_at > starts)).first()
     if clash is not None:  # the user row is locked: two overlapping requests cannot both pass

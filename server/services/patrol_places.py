@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import current_app
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from geo.geometry import GeometryError, parse_point, to_db
 from server.domain.permissions import PATROL_MANAGE, PLACE_MANAGE, PLACE_READ, Actor
@@ -76,11 +77,8 @@ def check_in(actor: Actor, patrol_id: int, data: dict) -> tuple[PatrolCheckin, b
     Errors: patrol.not_found, place.not_found (404), auth.forbidden (403), patrol.closed (409),
     patrol.outside_patrol, patrol.inaccurate_fix, patrol.outside_geofence (422)."""
     patrol = get_for_update(actor, patrol_id, PATROL_MANAGE)
-    existing = db.session.scalars(select(PatrolCheckin).where(PatrolCheckin.client_uuid == data["client_uuid"])
-                                  ).one_or_none()
+    existing = _same(data["client_uuid"], patrol.id)
     if existing is not None:
-        if existing.patrol_id != patrol.id:
-            raise Conflict("patrol.checkin_elsewhere", "That client_uuid is a check-in of another patrol.")
         db.session.commit()
         return existing, False
     first, last = time_window(patrol, utcnow())
@@ -109,5 +107,18 @@ def check_in(actor: Actor, patrol_id: int, data: dict) -> tuple[PatrolCheckin, b
                             geom=func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326), accuracy_m=accuracy,
                             distance_m=round(distance, 1), created_at=utcnow())
     db.session.add(checkin)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same client_uuid raced in on another patrol (this one is locked)
+        db.session.rollback()
+        if _same(data["client_uuid"], patrol.id) is None:
+            raise
     return checkin, True
+
+
+def _same(client_uuid, patrol_id: int) -> PatrolCheckin | None:
+    """The check-in made with ``client_uuid`` on this patrol; on another, 409."""
+    existing = db.session.scalars(select(PatrolCheckin).where(PatrolCheckin.client_uuid == client_uuid)).one_or_none()
+    if existing is not None and existing.patrol_id != patrol_id:
+        raise Conflict("patrol.checkin_elsewhere", "That client_uuid is a check-in of another patrol.")
+    return existing

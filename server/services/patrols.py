@@ -107,6 +107,8 @@ def add_points(actor: Actor, patrol_id: int, points: list[dict]) -> dict:
         stored = len(db.session.execute(stmt.on_conflict_do_nothing().returning(PatrolPoint.slot)).all())
     if stored:
         _judge(patrol.id)
+        if patrol.state == "abandoned":  # points the phone held: the end moves to the last of them
+            db.session.execute(_ABANDONED_END, {"id": patrol.id, "limit": _max_hours()})
         if patrol.state != "on":
             _make_track(patrol.id)
     db.session.commit()
@@ -169,13 +171,17 @@ def get_for_update(actor: Actor, patrol_id: int, action: str) -> Patrol:
 
 def time_window(patrol: Patrol, now: datetime) -> tuple[datetime, datetime]:
     """The phone times a patrol takes points and check-ins for: from its start to its end (or
-    now), give or take the clock skew allowed to phones. Errors: patrol.closed (ended more
-    than PATROL_LATE_HOURS ago)."""
+    now), give or take the clock skew allowed to phones; an abandoned patrol's end is only the
+    system's guess, so up to PATROL_MAX_HOURS after its start (a phone offline all shift sends
+    its points later). Errors: patrol.closed (ended more than PATROL_LATE_HOURS ago)."""
     config = current_app.config
-    if patrol.ended_at is not None and now - patrol.ended_at > timedelta(hours=config["PATROL_LATE_HOURS"]):
+    end = patrol.ended_at
+    if patrol.state == "abandoned":
+        end = patrol.started_at + timedelta(hours=config["PATROL_MAX_HOURS"])
+    if end is not None and now - end > timedelta(hours=config["PATROL_LATE_HOURS"]):
         raise Conflict("patrol.closed", "The patrol ended too long ago to take points or check-ins.")
     skew = timedelta(seconds=config["CLOCK_SKEW_SECONDS"])
-    return patrol.started_at - skew, (patrol.ended_at or now) + skew
+    return patrol.started_at - skew, (end or now) + skew
 
 
 def _check_not_ahead(moment: datetime, now: datetime, field: str) -> None:
@@ -224,18 +230,28 @@ def _make_track(patrol_id: int) -> None:
 
 # ---------------------------------------------------------------- kept by the worker
 
+def _max_hours() -> timedelta:
+    return timedelta(hours=current_app.config["PATROL_MAX_HOURS"])
+
+
+# an abandoned patrol ends at its last point within PATROL_MAX_HOURS of its start, never before the start
+_ABANDONED_END = text(
+    "UPDATE patrols p SET ended_at = GREATEST(p.started_at, COALESCE((SELECT max(t) FROM patrol_points"
+    " WHERE patrol_id = p.id AND t <= p.started_at + :limit), p.started_at)) WHERE id = :id")
+
+
 def close_abandoned(now: datetime) -> int:
     """Patrols left on for longer than PATROL_MAX_HOURS: ended at their last point (at most that
-    long after the start; no point: at the start) as ``abandoned``, the track stored. Several
+    long after the start; no point: at the start) as ``abandoned``, the track stored; points
+    the phone sends later within those hours move the end (``add_points``). Several
     workers at once each take other patrols (SKIP LOCKED). How many were closed."""
-    limit = timedelta(hours=current_app.config["PATROL_MAX_HOURS"])
+    limit = _max_hours()
     ids = db.session.scalars(select(Patrol.id).where(Patrol.state == "on", Patrol.started_at < now - limit)
                              .order_by(Patrol.id).limit(500).with_for_update(skip_locked=True)).all()
     for patrol_id in ids:
-        db.session.execute(text(
-            "UPDATE patrols p SET state = 'abandoned', updated_at = :now, ended_at = COALESCE("
-            " (SELECT max(t) FROM patrol_points WHERE patrol_id = p.id AND t <= p.started_at + :limit), p.started_at)"
-            " WHERE id = :id"), {"id": patrol_id, "now": now, "limit": limit})
+        db.session.execute(text("UPDATE patrols SET state = 'abandoned', updated_at = :now WHERE id = :id"),
+                           {"id": patrol_id, "now": now})
+        db.session.execute(_ABANDONED_END, {"id": patrol_id, "limit": limit})
         _make_track(patrol_id)
     db.session.commit()
     return len(ids)
@@ -248,7 +264,8 @@ def purge_expired(now: datetime, batch: int = 200, max_batches: int = 50) -> int
     Never before late batches stop being taken. Batches of ``batch`` patrols, each committed;
     how many were purged."""
     config = current_app.config
-    cutoff = now - max(timedelta(days=config["PATROL_RETENTION_DAYS"]), timedelta(hours=config["PATROL_LATE_HOURS"]))
+    cutoff = now - max(timedelta(days=config["PATROL_RETENTION_DAYS"]),
+                       timedelta(hours=config["PATROL_LATE_HOURS"] + config["PATROL_MAX_HOURS"]))
     purged = 0
     for _ in range(max_batches):
         ids = list(db.session.scalars(select(Patrol.id).where(Patrol.purged_at.is_(None), Patrol.ended_at < cutoff)

@@ -171,7 +171,7 @@ def test_a_finding_reported_with_the_task_marks_it_found_once(tree, street, work
 @pytest.mark.parametrize("case, status, code", [
     ("wrong_category", 422, "campaign.category_not_in_campaign"),
     ("outside_cell", 422, "campaign.outside_cell"),
-    ("someone_elses_task", 403, "auth.forbidden"),
+    ("someone_elses_task", 422, "campaign.task_not_found"),  # a task of the community not the worker's: unseen
     ("unknown_task", 422, "campaign.task_not_found"),
     ("other_district", 422, "campaign.task_not_found"),
     ("closed", 409, "campaign.closed"),
@@ -224,12 +224,29 @@ def test_nothing_found_records_the_photo_and_note_and_a_retry_changes_nothing(tr
     report(worker, **finding(task["id"]))
     after = tasks_by_cell(street, campaign["id"])[tree["G1"].code]
     assert after["state"] == "found" and after["photo"] == done["photo"] and after["finished_at"] == done["finished_at"]
+    late_retry = nothing_found(worker, campaign["id"], task["id"], photo)  # the phone's retry, after the finding
+    assert late_retry.status_code == 200 and late_retry.json()["state"] == "found"
+
+
+def test_a_worker_reads_only_the_tasks_of_their_own_cells(tree, street, worker, street_grown, client_for):
+    campaign = launch(street, tree["S1"])
+    tasks = tasks_by_cell(street, campaign["id"])
+    g2 = tasks[tree["G2"].code]
+    assert nothing_found(client_for(street_grown["worker2"]), campaign["id"], g2["id"]).status_code == 200
+    for path in (f"{CAMPAIGNS}/{campaign['id']}/tasks/{g2['id']}", f"{CAMPAIGNS}/{campaign['id']}/tasks/{g2['id']}/photo"):
+        hidden = worker.get(path)  # worker1 covers G1 only: G2 is worker2's
+        assert hidden.status_code == 404 and hidden.json()["code"] == "campaign.task_not_found", path
+        assert street.get(path).status_code == 200, path
+    g5 = tasks[street_grown["G5"].code]  # nobody's cell: not for worker4 of the same community either
+    assert client_for(street_grown["worker4"]).get(f"{CAMPAIGNS}/{campaign['id']}/tasks/{g5['id']}").status_code == 404
+    g1 = tasks[tree["G1"].code]  # worker2 is G1's backup: may read (and answer) it
+    assert client_for(street_grown["worker2"]).get(f"{CAMPAIGNS}/{campaign['id']}/tasks/{g1['id']}").status_code == 200
 
 
 @pytest.mark.parametrize("case, status, code", [
     ("no_photo", 422, "campaign.photo_required"),
     ("not_a_picture", 415, "photo.unsupported_type"),
-    ("someone_elses_task", 403, "auth.forbidden"),
+    ("someone_elses_task", 404, "campaign.task_not_found"),  # a task of the community not the worker's: unseen
     ("a_supervisor", 403, "auth.forbidden"),
     ("other_campaign_in_path", 404, "campaign.task_not_found"),
     ("json_body", 415, "request.unsupported_media_type"),

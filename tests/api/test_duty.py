@@ -54,6 +54,9 @@ def test_supervisors_record_and_cancel_leave_that_never_overlaps(tree, worker, c
         ({"starts_at": days(5), "ends_at": days(4)}, 422, "leave.invalid_period"),
         ({"starts_at": days(-5), "ends_at": days(-4)}, 422, "leave.invalid_period"),
         ({"starts_at": days(5), "ends_at": days(400)}, 422, "leave.invalid_period"),
+        ({"starts_at": days(300), "ends_at": days(370)}, 422, "leave.invalid_period"),  # more than a year ahead
+        ({"starts_at": "9999-06-01T00:00:00-12:00", "ends_at": "9999-12-31T23:00:00-12:00"}, 422,
+         "leave.invalid_period"),
         ({"starts_at": "2026-12-01T08:00:00", "ends_at": days(3)}, 422, "request.invalid"),  # no zone
         ({"starts_at": days(5)}, 422, "request.invalid"),
     ]

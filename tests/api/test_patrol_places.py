@@ -139,3 +139,21 @@ def test_the_worker_ends_patrols_left_on_and_deletes_points_past_the_retention(t
     purged = worker.get(f"/api/v1/patrols/{left_on['id']}").json()
     assert purged["purged"] is True and purged["track"] is None and purged["distance_m"] > 3000
     assert _db.session.scalar(select(func.count()).select_from(Patrol).where(Patrol.purged_at.is_(None))) == 0
+
+
+def test_a_patrol_abandoned_while_the_phone_was_offline_takes_its_points_later(tree, worker):
+    t0 = utcnow() - timedelta(hours=16)
+    patrol = start(worker, t0)
+    assert close_abandoned(utcnow()) == 1
+    url = f"/api/v1/patrols/{patrol['id']}"
+    guessed = worker.get(url).json()
+    assert guessed["state"] == "abandoned" and guessed["ended_at"] == guessed["started_at"] and guessed["track"] is None
+    fixes = [{"t": (t0 + timedelta(minutes=m)).isoformat(), "lon": GATE[0], "lat": GATE[1] + m * 30 / DEG_LAT_M,
+              "accuracy_m": 5} for m in range(10, 400, 10)]  # 300 m each 10 minutes
+    beyond = [{"t": (t0 + timedelta(hours=15)).isoformat(), "lon": GATE[0], "lat": GATE[1], "accuracy_m": 5}]
+    got = worker.post(url + "/points", json={"points": fixes + beyond}).json()
+    assert got == {"stored": 39, "duplicates": 0, "refused": 1}  # the hour past the 14 is not the shift's
+    read = worker.get(url).json()
+    assert read["state"] == "abandoned" and datetime.fromisoformat(read["ended_at"]) == \
+        datetime.fromisoformat(fixes[-1]["t"])
+    assert read["points_kept"] == 39 and read["distance_m"] == pytest.approx(38 * 300, rel=0.01)
