@@ -25,9 +25,9 @@ def register_blueprints(app: Flask, api: Api) -> None:
 
 
 def _resources():
-    from . import (auth, calendar, categories, departments, escalation, exports, incidents, map, me, patrols,
-                   regions, reports, stats, sync, users)
+    from . import (auth, calendar, categories, coverage, departments, escalation, exports, incidents, map, me,
+                   patrols, regions, reports, stats, sync, users)
 
     return [auth, me, users, departments, regions, escalation, categories, incidents, sync, calendar, map, stats,
-            reports, exports, patrols]
+            reports, exports, patrols, coverage]
 

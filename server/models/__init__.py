@@ -6,7 +6,7 @@ from .incidents import (
     Mediation, MediationSession, Task,
 )
 from .notifications import CalendarDay, EscalationOverride, HotspotAlert, Notification, OutboxAttempt, OutboxMessage
-from .patrols import Patrol, PatrolPoint
+from .patrols import Patrol, PatrolCoverage, PatrolCoverageMark, PatrolPoint
 from .people import Department, Device, GridAssignment, User
 from .territory import Region
 
@@ -14,6 +14,6 @@ __all__ = [
     "AuthSession", "CalendarDay", "Category", "Department", "Device", "EscalationOverride", "ExportJob", "Extension",
     "GridAssignment", "HotspotAlert", "IdempotencyKey", "Incident", "IncidentEvent", "IncidentFollower",
     "IncidentMilestones", "IncidentPhoto", "LoginAttempt", "Mediation", "MediationSession", "Notification",
-    "OutboxAttempt", "OutboxMessage", "Patrol", "PatrolPoint",
+    "OutboxAttempt", "OutboxMessage", "Patrol", "PatrolCoverage", "PatrolCoverageMark", "PatrolPoint",
     "RefreshToken", "Region", "Task", "User",
 ]

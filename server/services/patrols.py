@@ -22,6 +22,7 @@ from server.models import Patrol, PatrolPoint, User
 from server.models._base import utcnow
 
 from .access import authorize
+from .coverage import mark_changed
 
 
 MAX_START_AGE = timedelta(days=7)  # a phone offline for a week still starts its patrol afterwards
@@ -105,9 +106,11 @@ def add_points(actor: Actor, patrol_id: int, points: list[dict]) -> dict:
             {"patrol_id": patrol.id, "slot": s, "t": p["t"], "accuracy_m": p.get("accuracy_m"),
              "geom": func.ST_SetSRID(func.ST_MakePoint(p["lon"], p["lat"]), 4326)}
             for s, p in rows.items()])
-        stored = len(db.session.execute(stmt.on_conflict_do_nothing().returning(PatrolPoint.slot)).all())
+        new_slots = db.session.scalars(stmt.on_conflict_do_nothing().returning(PatrolPoint.slot)).all()
+        stored = len(new_slots)
     if stored:
-        _judge(patrol.id)
+        judged_again = _judge(patrol.id)
+        mark_changed(patrol.id, [*new_slots, *judged_again])  # the days whose coverage is to be computed again
         if patrol.state != "on":
             _make_track(patrol.id)
     db.session.commit()
@@ -142,8 +145,9 @@ def _check_not_ahead(moment: datetime, now: datetime, field: str) -> None:
         raise InvalidInput("request.invalid", "That time is in the future.", errors={field: ["Not ahead of now."]})
 
 
-def _judge(patrol_id: int) -> None:
-    """Judge every point of the patrol in time order; write the reasons that changed."""
+def _judge(patrol_id: int) -> list[int]:
+    """Judge every point of the patrol in time order; write the reasons that changed and
+    return their slots."""
     rows = db.session.execute(text(
         "SELECT slot, t AS at, ST_X(geom) AS lon, ST_Y(geom) AS lat, accuracy_m, reason FROM patrol_points "
         "WHERE patrol_id = :id ORDER BY t"), {"id": patrol_id}).all()
@@ -153,6 +157,7 @@ def _judge(patrol_id: int) -> None:
         points = PatrolPoint.__table__
         db.session.execute(update(points).where(points.c.patrol_id == patrol_id, points.c.slot == bindparam("s"))
                            .values(reason=bindparam("reason")), changed)
+    return [c["s"] for c in changed]
 
 
 # the kept points in time order, split where none was kept for GAP_MINUTES, each piece of two
