@@ -1,12 +1,15 @@
-"""Patrol coverage (docs/FIELD.md): the query and the answer."""
+"""Patrol coverage and missed reports (docs/FIELD.md): the queries and the answers."""
 from __future__ import annotations
 
 from geoalchemy2 import WKBElement
-from marshmallow import Schema, ValidationError, fields, validates
+from marshmallow import Schema, ValidationError, fields, validates, validates_schema
 
 from geo.geometry import from_db, to_geojson
+from server.domain.patrols import MISSED_MAX_DAYS
 
+from .incidents import UserRefSchema
 from .regions import RegionRefSchema
+from .stats import RegionStatsArgsSchema
 
 
 class CoverageArgsSchema(Schema):
@@ -61,3 +64,37 @@ def coverage_feature_collection(answer: dict) -> dict:
     return {"type": "FeatureCollection", "features": features, "day": answer["day"].isoformat(),
             "live": answer["live"], "computed_at": computed_at.isoformat() if computed_at else None,
             "share": answer["share"], "region_id": answer["region"].id}
+
+
+class MissedReportsArgsSchema(RegionStatsArgsSchema):
+    class Meta:
+        exclude = ("weights",)
+
+    @validates_schema
+    def _short_period(self, data, **kwargs):
+        start, end = data.get("from_"), data.get("to")
+        if start and end and (end - start).days > MISSED_MAX_DAYS:
+            raise ValidationError(f"A period is at most {MISSED_MAX_DAYS} days.", "to")
+
+
+class _WorkerMissedSchema(Schema):
+    worker = fields.Nested(UserRefSchema)
+    missed = fields.Integer()
+    incident_ids = fields.List(fields.Integer())
+
+
+class _CellMissedSchema(Schema):
+    cell = fields.Nested(RegionRefSchema)
+    missed = fields.Integer()
+    incident_ids = fields.List(fields.Integer())
+
+
+class MissedReportsSchema(Schema):
+    region = fields.Nested(RegionRefSchema)
+    period = fields.Dict()
+    as_of = fields.DateTime()
+    cases_checked = fields.Integer(metadata={"description": "The region's cases from these sources in the period"})
+    missed = fields.Integer(metadata={"description": "Of them, those missed by at least one grid worker"})
+    rule = fields.Dict(metadata={"description": "sources, reach_m, window_hours, own_report_m"})
+    workers = fields.List(fields.Nested(_WorkerMissedSchema))
+    cells = fields.List(fields.Nested(_CellMissedSchema))

@@ -1,4 +1,4 @@
-"""Patrol coverage (docs/FIELD.md): walks with known answers worked out by
+"""Patrol coverage and missed reports (docs/FIELD.md): walks with known answers worked out by
 hand, sent over HTTP as a phone sends them, computed by the worker's pass, read over HTTP.
 
 The cell walked is G1 of tests.builders (lon -118.400…-118.375, lat 34.00…34.05: a box about
@@ -16,15 +16,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from pyproj import Geod
+from shapely.geometry import Point
 from sqlalchemy import select
 
 from server import worker as background
 from server.extensions import db
-from server.models import PatrolCoverage
+from server.models import Category, PatrolCoverage
 from server.models._base import utcnow
 from server.notifications.senders import LoggingSender
 from server.services import coverage
 from tests.builders import make_user
+from tests.incident_builders import make_incident
 
 GEOD = Geod(ellps="WGS84")
 LON = -118.3875  # the middle of G1
@@ -202,3 +204,53 @@ def test_who_may_read_coverage_and_a_day_ahead(app, tree, worker, community, cli
     ahead = community.get(url, params={"day": (today(app) + timedelta(days=2)).isoformat()})
     assert ahead.status_code == 422 and ahead.json()["code"] == "coverage.future_day"
     assert community.get(url, params={"day": "2026-02-30"}).status_code == 422
+
+
+# ---------------------------------------------------------------- missed reports (漏报)
+
+def east(metres: float, lat: float) -> float:
+    """Degrees of longitude ``metres`` east at ``lat``."""
+    lon, _, _ = GEOD.fwd(LON, lat, 90, metres)
+    return lon - LON
+
+
+def test_missed_reports_known_answer(app, tree, worker, community, client_for):
+    categories = {c.code: c for c in db.session.scalars(select(Category))}
+    g1, worker_user = tree["G1"], tree["grid_worker"]
+    reported = utcnow() - timedelta(hours=1)
+    # 30 hours before the cases: a walk past where case D will be
+    earlier = reported - timedelta(hours=31)
+    patrol(worker, earlier, walk(earlier, 34.038, 9, step=0.0005), ended_at=earlier + timedelta(minutes=30))
+    # 2-3 hours before: a walk north along LON from lat 34.020 to 34.0245
+    start = reported - timedelta(hours=3)
+    patrol(worker, start, walk(start, 34.020, 10, step=0.0005), ended_at=start + timedelta(hours=1))
+
+    def case(code: str, source: str, lon: float, lat: float, reporter=None, at=reported):
+        return make_incident(categories[code], g1, reporter, at=Point(lon, lat), source=source, reported_at=at,
+                             occurred_at=at).id
+
+    a = case("0101", "hotline", LON + east(10, 34.022), 34.022)  # 10 m from the track: missed
+    b = case("0101", "hotline", LON - east(10, 34.023), 34.023)  # the worker reported 01 20 m away: not missed
+    make_incident(categories["0102"], g1, worker_user, at=Point(LON + east(10, 34.023), 34.023), source="phone",
+                  reported_at=reported - timedelta(minutes=90))
+    f = case("0702", "open311", LON - east(10, 34.023), 34.023)  # there too, but of group 07: missed
+    case("0101", "web", LON + east(100, 34.021), 34.021)  # 100 m from the track: not missed
+    case("0101", "open311", LON, 34.040)  # on the walk of 30 hours before: not missed
+    case("0101", "phone", LON, 34.022)  # a worker's own report: not looked at
+
+    period = {"from": (reported.astimezone(zone(app)).date() - timedelta(days=1)).isoformat(),
+              "to": (today(app) + timedelta(days=1)).isoformat()}
+    url = f"/api/v1/stats/regions/{tree['K1'].id}/missed-reports"
+    got = community.get(url, params=period)
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert (body["cases_checked"], body["missed"]) == (5, 2)
+    assert [(w["worker"]["id"], w["incident_ids"]) for w in body["workers"]] == [(worker_user.id, [a, f])]
+    assert [(c["cell"]["id"], c["incident_ids"]) for c in body["cells"]] == [(g1.id, [a, f])]
+    assert b not in body["workers"][0]["incident_ids"]
+
+    elsewhere = client_for(make_user("district2", "district", tree["D2"]))
+    assert elsewhere.get(url, params=period).json()["code"] == "region.not_found"
+    assert worker.get(url, params=period).json()["code"] == "auth.forbidden"
+    too_long = community.get(url, params={"from": "2026-01-01", "to": "2026-06-01"})
+    assert too_long.status_code == 422 and "to" in too_long.json()["errors"]
