@@ -1,10 +1,11 @@
 """``python -m bench``: build (or reuse) NYC in the bench database, then measure locate and
 reporting through the API against their raw SQL, the escalation sweep and push dispatcher
 against set-based SQL and plain HTTP, the map's vector tiles against tipg, and a quarter's
-evaluation figures against the SQL that reads the quarter's timeline, in the same run, and
-write docs/BENCHMARKS.md.
+evaluation figures against the SQL that reads the quarter's timeline, GPS ingest through the
+API against plain SQL inserts and a day's patrol coverage against one plain buffer-and-
+intersect statement, in the same run, and write docs/BENCHMARKS.md.
 
-    python -m bench [--only locate,report,escalation,tiles,stats] [--rebuild] [--duration 15] [--warmup 3]
+    python -m bench [--only locate,report,escalation,tiles,stats,gps,coverage] [--rebuild] [--duration 15] [--warmup 3]
                     [--concurrency 1,4] ...
 
 The database is ``BENCH_DATABASE_URL`` or the embedded cluster's ``fengqiao_bench``.
@@ -21,10 +22,11 @@ from server import create_app
 from server.config import embedded_database_url
 
 from . import (
-    dataset, escalationbench, httpbench, machine, report, reportbench, say, sqlbench, statsbench, tilebench,
+    dataset, escalationbench, httpbench, machine, patrolbench, report, reportbench, say, sqlbench, statsbench,
+    tilebench,
 )
 
-SECTIONS = ("locate", "report", "escalation", "tiles", "stats")
+SECTIONS = ("locate", "report", "escalation", "tiles", "stats", "gps", "coverage")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,7 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread keeps connections alive)")
     p.add_argument("--threads", type=int, default=2, help="threads per gthread worker")
     p.add_argument("--only", default=",".join(SECTIONS),
-                   help="comma-separated benchmarks to run (locate, report, escalation, tiles, stats); the others' last "
+                   help="comma-separated benchmarks to run (locate, report, escalation, tiles, stats, gps, coverage); the "
+                        "others' last "
                         "results stay in the doc")
     p.add_argument("--retry-share", type=float, default=0.05,
                    help="report: share of requests that re-send an earlier report byte for byte (a client retry)")
@@ -71,6 +74,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="stats: incidents (with their timelines) in the fixture")
     p.add_argument("--stats-repeat", type=int, default=statsbench.REPEAT,
                    help="stats: measured repetitions of each call and statement (after one warm-up)")
+    p.add_argument("--gps-patrols", type=int, default=patrolbench.GPS_PATROLS,
+                   help="gps: patrols sent batches (each side, each concurrency)")
+    p.add_argument("--gps-batches", type=int, default=patrolbench.GPS_BATCHES,
+                   help="gps: batches of 1,000 fixes a patrol, in time order")
+    p.add_argument("--coverage-borough", default=patrolbench.BOROUGH,
+                   help="coverage: the borough whose every cell gets a walker")
+    p.add_argument("--coverage-repeat", type=int, default=patrolbench.REPEAT,
+                   help="coverage: measured repetitions of each side (after one warm-up)")
     p.add_argument("--no-doc", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
     args = p.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
@@ -170,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         results["tiles"] = tilebench.measure(app, url, dsn, data.city_id, credentials, args)
     if "stats" in args.only:  # last: its incidents replace the open ones of the two above (they rebuild theirs)
         results["stats"] = statsbench.measure(app, url, dsn, data.city_id, args)
+    if "gps" in args.only or "coverage" in args.only:  # their own patrols and points: nothing of the others'
+        results.update(patrolbench.measure(app, url, dsn, data.city_id, args, args.only))
     report.write_json(results)
     if not args.no_doc:
         report.write_doc(results)

@@ -21,6 +21,7 @@ REPORT_KEYS = ("report",)
 ESCALATION_KEYS = ("escalation",)
 TILES_KEYS = ("tiles",)
 STATS_KEYS = ("stats",)
+FIELD_KEYS = ("gps", "coverage")  # each its own benchmark
 
 
 def locate_ratios(raw: list[dict], api: list[dict]) -> list[dict]:
@@ -58,6 +59,7 @@ def carried_over(running: list[str]) -> dict:
         kept.update({k: last[k] for k in TILES_KEYS})
     if "stats" not in running and "stats" in last:
         kept.update({k: last[k] for k in STATS_KEYS})
+    kept.update({k: last[k] for k in FIELD_KEYS if k not in running and k in last})
     return kept
 
 
@@ -550,6 +552,47 @@ def _stats_section(st: dict) -> list[str]:
     ]
 
 
+def _gps_section(g: dict) -> list[str]:
+    rows = [[r["side"], r["concurrency"], f"{r['batches']:,}", f"{r['stored']:,}", f"{r['seconds']:.1f}",
+             f"{r['points_per_s']:,.0f}", f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r['p99_ms']:.1f}",
+             r["errors"]] for r in g["runs"]]
+    ratios = ", ".join(f"C={r['concurrency']}: {r['throughput_ratio']:.2f}" for r in g["ratios"])
+    return [
+        f"### GPS ingest ({g['measured_at']})", "",
+        f"{g['patrols']} patrols, each sent {g['batches']} batches of {g['batch']:,} fixes (5 s apart) in time "
+        "order, by C client threads; the API side through gunicorn "
+        f"(`{g['server_command']}`), the SQL side by C psycopg connections, a transaction a batch "
+        "(`bench/patrolbench.py`). Latencies are a batch's.", "",
+        *_table(["side", "C", "batches", "fixes stored", "s", "fixes/s", "p50 ms", "p95 ms", "p99 ms", "errors"],
+                rows), "",
+        f"API/SQL throughput: {ratios}. Load average (1 min) {g['load_before']:.2f} before, "
+        f"{g['load_after']:.2f} after.", ""]
+
+
+def _coverage_section(c: dict) -> list[str]:
+    f, a, d, k = c["fixture"], c["agreement"], c["day"], c["community"]
+    rows = [[name, _p(c[name]), ", ".join(f"{v:,.0f}" for v in c[name]["every_ms"])] for name in ("statement", "peer")]
+    m = c["means"]
+    return [
+        f"### Patrol coverage of a day ({c['measured_at']})", "",
+        f"{c['borough']['name']}: {f['cells']:,} cells, a walker each on {f['day']}, {f['points']:,} kept fixes "
+        f"(every {c['fix_every_s']} s for two hours; fixture built in {f['build_seconds']:.0f} s"
+        + (", reused" if f["cached"] else "") + ").", "",
+        f"The whole day as the worker computes it (`compute_day`): {d['cells']:,} cells stored in "
+        f"{d['seconds']:.1f} s ({d['cells_per_s']:,.0f} cells/s). Means over those cells: share {m['share']:.3f}, "
+        f"{m['minutes']:.1f} minutes, {m['metres']:.0f} m, {m['workers']:.2f} workers.", "",
+        f"Ours against the peer on {k['name']} ({k['code']}, {k['cells']} cells), a warm-up then {c['repeat']} "
+        "repetitions of each in turn:", "",
+        *_table(["side", "ms p50 / p95", "every run, ms"], rows), "",
+        f"ours/peer p50 {c['ratio_p50']:.3f}. Ours gave {c['answers']['statement']:,} cells (share, minutes, "
+        f"metres, workers, patrols), the peer {c['answers']['peer']:,} (share only). Shares of the "
+        f"{a['cells_both']:,} cells both gave: mean |difference| {a['mean_abs_diff']:.2e}, max {a['max_abs_diff']:.2e}"
+        f" (only ours {a['only_ours']}, only the peer {a['only_peer']}). Load average (1 min) "
+        f"{c['load_before']:.2f} before, {c['load_after']:.2f} after.", "",
+        "- *statement*: `server.services.coverage._COVERAGE` for the community;",
+        "- *peer* (`bench/patrolbench.py: PEER_SQL`):", "", "```sql", c["peer_sql"], "```", ""]
+
+
 def markdown(results: dict) -> str:
     """The generated results section."""
     lines = [MARKER, "", f"## Results ({results['generated_at']})", ""]
@@ -566,6 +609,10 @@ def markdown(results: dict) -> str:
         lines += _tiles_section(results["tiles"])
     if "stats" in results:
         lines += _stats_section(results["stats"])
+    if "gps" in results:
+        lines += _gps_section(results["gps"])
+    if "coverage" in results:
+        lines += _coverage_section(results["coverage"])
     return "\n".join(lines)
 
 
@@ -613,5 +660,14 @@ def summary(results: dict) -> str:
         lines.append(f"stats {r['name']} by {r['children_level']}: region_stats p50 {r['region_stats']['p50_ms']:,.0f} "
                      f"p95 {r['region_stats']['p95_ms']:,.0f} ms; peer p50 {r['peer']['p50_ms']:,.0f} ms; "
                      f"ours/peer p50 {r['ratio_p50']:.1f}{met}")
+    for r in results.get("gps", {}).get("ratios", []):
+        api = next(a for a in results["gps"]["runs"] if a["side"] == "api" and a["concurrency"] == r["concurrency"])
+        lines.append(f"gps C={r['concurrency']}: API {api['points_per_s']:,.0f} fixes/s, p99 {api['p99_ms']:.0f} ms a "
+                     f"batch, {api['errors']} errors; API/SQL {r['throughput_ratio']:.2f}")
+    if "coverage" in results:
+        c = results["coverage"]
+        lines.append(f"coverage: a day of {c['day']['cells']:,} cells in {c['day']['seconds']:.0f} s; "
+                     f"{c['community']['name']}: ours p50 {c['statement']['p50_ms']:,.0f} ms, peer p50 "
+                     f"{c['peer']['p50_ms']:,.0f} ms, ours/peer {c['ratio_p50']:.3f}")
     lines.append(f"details: {DOC.relative_to(PROJECT_ROOT)}")
     return "\n".join(lines)

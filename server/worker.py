@@ -3,8 +3,9 @@ push dispatcher, patrols' upkeep and export jobs.
 
 Each pass sweeps for what is due (reminders, escalations, supervision, unacknowledged
 tasks), looks for cells turning hot every ``HOTSPOT_CHECK_MINUTES`` (docs/STATS.md),
-then sends the outbox's due pushes, ends patrols left on too long and deletes the points
-of those past the retention period (docs/FIELD.md), and last runs one export job
+then sends the outbox's due pushes, computes the patrol coverage of a past day whose points
+changed since (docs/FIELD.md "Coverage"), ends patrols left on too long and deletes the
+points of those past the retention period (docs/FIELD.md), and last runs one export job
 (docs/STATS.md "Exports"). Between passes it waits the interval, or less: a new outbox row (or a new
 export job) wakes it at once (``LISTEN fengqiao_outbox``, notified by the outbox's insert
 trigger). Any number of workers may run side by side: the sweep, the dispatcher and the
@@ -17,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import psycopg
 from flask import current_app
@@ -26,6 +27,7 @@ from server.extensions import db
 from server.models._base import utcnow
 from server.notifications.dispatcher import DispatchReport, dispatch
 from server.notifications.senders import PushSender
+from server.services.coverage import compute_due as compute_due_coverage
 from server.services.export_jobs import ExportReport
 from server.services.export_jobs import work as run_exports
 from server.services.hotspots import configured_rules, raise_alerts
@@ -44,6 +46,7 @@ class PassReport:
     exports: ExportReport | None = None  # export jobs recovered, expired, run
     patrols_abandoned: int = 0  # patrols left on too long, ended
     patrols_purged: int = 0  # patrols whose points and track passed the retention period, deleted
+    coverage: tuple[date, int] | None = None  # the day whose patrol coverage was computed, and its cells
 
 
 class OutboxListener:
@@ -84,6 +87,7 @@ def run(*, interval_s: float, sender: PushSender, clock: Callable[[], datetime] 
                     alerts_checked = now
                 report = PassReport(swept, dispatch(now, sender), alerts)
                 report.patrols_abandoned, report.patrols_purged = close_abandoned(now), purge_expired(now)
+                report.coverage = compute_due_coverage(now)  # a day at most: cheap when none is due
                 report.exports = run_exports(clock)  # last: a long export holds only this pass
                 if on_pass:
                     on_pass(report)

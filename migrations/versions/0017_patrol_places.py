@@ -2,7 +2,7 @@
 deleted after the retention period, and a patrol never ending before it starts (docs/FIELD.md).
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-11-24 02:40:00
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 from geoalchemy2 import Geometry
 
 revision = '0017'
-down_revision = '0015'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 
@@ -55,12 +55,9 @@ def upgrade():
     op.create_check_constraint(op.f('ck_patrols_period'), 'patrols', 'ended_at IS NULL OR ended_at >= started_at')
     op.create_index('ix_patrols_to_purge', 'patrols', ['ended_at'], unique=False,
                     postgresql_where=sa.text('purged_at IS NULL'))
-    op.create_index('ix_patrols_on', 'patrols', ['started_at'], unique=False,
-                    postgresql_where=sa.text("state = 'on'"))
 
 
 def downgrade():
-    op.drop_index('ix_patrols_on', table_name='patrols', postgresql_where=sa.text("state = 'on'"))
     op.drop_index('ix_patrols_to_purge', table_name='patrols', postgresql_where=sa.text('purged_at IS NULL'))
     op.drop_constraint(op.f('ck_patrols_period'), 'patrols', type_='check')
     op.drop_column('patrols', 'purged_at')

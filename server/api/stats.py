@@ -3,12 +3,14 @@ from schemas.stats import (
     DepartmentStatsSchema, HotspotArgsSchema, HotspotsSchema, PeriodArgsSchema, RegionStatsArgsSchema,
     RegionStatsSchema, TrendArgsSchema, TrendsSchema, WorkerStatsSchema,
 )
+from schemas.coverage import MissedReportsArgsSchema, MissedReportsSchema
 from schemas.exports import MetricsExportArgsSchema, MetricsTableExportArgsSchema
 from server.auth import login_required
 from server.domain.hotspots import HotspotRules
 from server.models._base import utcnow
 from server.services import hotspots as hotspot_service
 from server.services import exports
+from server.services import missed_reports as missed_service
 from server.services import stats as service
 
 from .common import Blueprint, download, errors
@@ -73,6 +75,18 @@ def region_hotspots(actor, args, region_id):
 def region_trends(actor, args, region_id):
     """The region's reports by category group and week or month (managers, inside their scope)"""
     return service.trends(actor, region_id, args["period"], args["interval"])
+
+
+@blp.get("/regions/<id:region_id>/missed-reports")
+@login_required
+@blp.arguments(MissedReportsArgsSchema, location="query")
+@blp.response(200, MissedReportsSchema)
+@errors(blp, 401, 403, 404, 422)
+def region_missed_reports(actor, args, region_id):
+    """Missed reports (漏报): the region's hotline, platform and citizen cases near which a grid
+    worker's track passed in the 24 hours before with no report of the kind, per worker and
+    per cell (managers, inside their scope; at most 92 days)"""
+    return missed_service.missed_reports(actor, region_id, args["period"])
 
 
 def _file_name(args: dict, region_id: int, extension: str, table: str | None = None) -> str:

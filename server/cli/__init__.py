@@ -1,5 +1,5 @@
 """Flask commands: ``flask regions …``, ``flask users …``, ``flask categories …``, ``flask demo …``,
-``flask incidents …``, ``flask calendar …``, ``flask reports …``, ``flask worker``."""
+``flask incidents …``, ``flask calendar …``, ``flask reports …``, ``flask patrols …``, ``flask worker``."""
 from flask import Flask
 
 
@@ -8,11 +8,13 @@ def register_cli(app: Flask) -> None:
     from .categories import categories_cli
     from .demo import demo_cli
     from .incidents import incidents_cli
+    from .patrols import patrols_cli
     from .regions import regions_cli
     from .reports import reports_cli
     from .users import users_cli
     from .worker import worker_command
 
-    for group in (regions_cli, users_cli, categories_cli, demo_cli, incidents_cli, calendar_cli, reports_cli):
+    for group in (regions_cli, users_cli, categories_cli, demo_cli, incidents_cli, calendar_cli, reports_cli,
+                  patrols_cli):
         app.cli.add_command(group)
     app.cli.add_command(worker_command)

@@ -18,7 +18,9 @@ from server.notifications import sender_from_config
 def worker_command(once, interval):
     """Sweep for due reminders, escalations, supervision, unacknowledged tasks and overdue
     inspection campaign tasks, send the pushes they queue (FCM with FENGQIAO_FCM_CREDENTIALS,
-    else only logged), look for cells turning hot (early warning) and run queued export jobs.
+    else only logged), look for cells turning hot (early warning), compute the patrol coverage
+    of past days whose points changed, end patrols left on, delete points past the retention
+    and run queued export jobs.
 
     Safe to run as several processes side by side. Stops cleanly on SIGTERM or Ctrl-C
     after the pass under way.
@@ -50,6 +52,8 @@ def worker_command(once, interval):
                        + (f"; exports done {e.done}, failed {e.failed}, requeued {e.requeued}, "
                           f"expired {e.expired}" if e else "")
                        + (f"; sweep failures {len(s.failed)}: {', '.join(s.failed[:5])}" if s.failed else ""))
+        if report.coverage:
+            click.echo(f"patrol coverage of {report.coverage[0]}: {report.coverage[1]} cells")
 
     if not once:
         click.echo(f"Worker: a pass every {interval:g} s or at once on a new push, sender {sender.name} "

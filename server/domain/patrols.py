@@ -61,3 +61,18 @@ def judge(fixes: list[Fix], max_accuracy_m: float) -> list[str | None]:
         if speeds and all(s > MAX_SPEED_MPS for s in speeds) and len(accurate) > 2:
             reasons[i] = JUMP
     return reasons
+
+
+# Coverage (docs/FIELD.md "Coverage"): a cell's area within this many metres of a day's kept
+# tracks is covered.
+COVERAGE_REACH_M = 30.0
+
+# Missed reports (漏报, docs/FIELD.md): a case from outside the grid workers (the hotline,
+# entered on the platform, a citizen through Open311) is missed by a worker whose kept track
+# passed within MISSED_REACH_M of it in the MISSED_WINDOW_HOURS before its report, and who
+# reported nothing of its category group within MISSED_OWN_REPORT_M in that time.
+MISSED_SOURCES = ("hotline", "web", "open311")
+MISSED_REACH_M = 30.0
+MISSED_OWN_REPORT_M = 50.0
+MISSED_WINDOW_HOURS = 24
+MISSED_MAX_DAYS = 92  # the longest period asked at once

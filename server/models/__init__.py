@@ -7,7 +7,7 @@ from .incidents import (
     Mediation, MediationSession, Task,
 )
 from .notifications import CalendarDay, EscalationOverride, HotspotAlert, Notification, OutboxAttempt, OutboxMessage
-from .patrols import Patrol, PatrolCheckin, PatrolPlace, PatrolPoint
+from .patrols import Patrol, PatrolCheckin, PatrolCoverage, PatrolCoverageMark, PatrolPlace, PatrolPoint
 from .people import Department, Device, GridAssignment, Leave, User, WorkerDuty
 from .territory import Region
 
@@ -16,6 +16,6 @@ __all__ = [
     "Category", "Department", "Device", "EscalationOverride", "ExportJob", "Extension",
     "GridAssignment", "HotspotAlert", "IdempotencyKey", "Incident", "IncidentEvent", "IncidentFollower",
     "IncidentMilestones", "IncidentPhoto", "Leave", "LoginAttempt", "Mediation", "MediationSession", "Notification",
-    "OutboxAttempt", "OutboxMessage", "Patrol", "PatrolCheckin", "PatrolPlace", "PatrolPoint",
-    "RefreshToken", "Region", "Task", "User", "WorkerDuty",
+    "OutboxAttempt", "OutboxMessage", "Patrol", "PatrolCheckin", "PatrolCoverage", "PatrolCoverageMark", "PatrolPlace",
+    "PatrolPoint", "RefreshToken", "Region", "Task", "User", "WorkerDuty",
 ]

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from geoalchemy2 import Geometry
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, text
+from sqlalchemy import BigInteger, CheckConstraint, Date, DateTime, Float, ForeignKey, Index, Integer, String, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -38,7 +38,9 @@ class Patrol(db.Model):
         CheckConstraint("ended_at IS NULL OR ended_at >= started_at", name="period"),
         Index("ix_patrols_user_started", "user_id", "started_at"),
         Index("ix_patrols_to_purge", "ended_at", postgresql_where=text("purged_at IS NULL")),
-        Index("ix_patrols_on", "started_at", postgresql_where=text("state = 'on'")),
+        # the patrols that may hold points of a day (coverage, missed reports): ended since, or still on
+        Index("ix_patrols_ended_at", "ended_at"),
+        Index("ix_patrols_on_started", "started_at", postgresql_where=text("ended_at IS NULL")),
     )
 
     @property
@@ -108,3 +110,33 @@ class PatrolCheckin(db.Model):
         Index("ix_patrol_checkins_patrol", "patrol_id"),
         Index("ix_patrol_checkins_place_t", "place_id", "t"),
     )
+
+
+class PatrolCoverage(db.Model):
+    """A grid cell's patrol coverage on a local day (docs/FIELD.md "Coverage"): the share of its
+    area within 30 m of the day's kept tracks, the minutes spent and metres walked in it, and
+    the workers and patrols that walked in it. Only cells walked near have a row."""
+
+    __tablename__ = "patrol_coverage"
+
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True, index=True)
+    share: Mapped[float] = mapped_column(Float)
+    minutes: Mapped[float] = mapped_column(Float)
+    metres: Mapped[float] = mapped_column(Float)
+    workers: Mapped[int] = mapped_column(Integer)
+    patrols: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (CheckConstraint("share >= 0 AND share <= 1", name="share"),)
+
+
+class PatrolCoverageMark(db.Model):
+    """A local day on which a patrol's points changed (a batch stored, a point judged again)
+    since the day's coverage was last computed: the worker computes the day again."""
+
+    __tablename__ = "patrol_coverage_marks"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    patrol_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("patrols.id", ondelete="CASCADE"),
+                                           primary_key=True)

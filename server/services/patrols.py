@@ -22,6 +22,7 @@ from server.models import Patrol, PatrolCheckin, PatrolPlace, PatrolPoint, User
 from server.models._base import utcnow
 
 from .access import authorize, within_scope
+from .coverage import mark_changed
 from .duty import put_on_duty
 from .pagination import Page, paginate
 
@@ -104,9 +105,11 @@ def add_points(actor: Actor, patrol_id: int, points: list[dict]) -> dict:
             {"patrol_id": patrol.id, "slot": s, "t": p["t"], "accuracy_m": p.get("accuracy_m"),
              "geom": func.ST_SetSRID(func.ST_MakePoint(p["lon"], p["lat"]), 4326)}
             for s, p in rows.items()])
-        stored = len(db.session.execute(stmt.on_conflict_do_nothing().returning(PatrolPoint.slot)).all())
+        new_slots = db.session.scalars(stmt.on_conflict_do_nothing().returning(PatrolPoint.slot)).all()
+        stored = len(new_slots)
     if stored:
-        _judge(patrol.id)
+        judged_again = _judge(patrol.id)
+        mark_changed(patrol.id, [*new_slots, *judged_again])  # the days whose coverage is to be computed again
         if patrol.state == "abandoned":  # points the phone held: the end moves to the last of them
             db.session.execute(_ABANDONED_END, {"id": patrol.id, "limit": _max_hours()})
         if patrol.state != "on":
@@ -189,8 +192,9 @@ def _check_not_ahead(moment: datetime, now: datetime, field: str) -> None:
         raise InvalidInput("request.invalid", "That time is in the future.", errors={field: ["Not ahead of now."]})
 
 
-def _judge(patrol_id: int) -> None:
-    """Judge every point of the patrol in time order; write the reasons that changed."""
+def _judge(patrol_id: int) -> list[int]:
+    """Judge every point of the patrol in time order; write the reasons that changed and
+    return their slots."""
     rows = db.session.execute(text(
         "SELECT slot, t AS at, ST_X(geom) AS lon, ST_Y(geom) AS lat, accuracy_m, reason FROM patrol_points "
         "WHERE patrol_id = :id ORDER BY t"), {"id": patrol_id}).all()
@@ -200,6 +204,7 @@ def _judge(patrol_id: int) -> None:
         points = PatrolPoint.__table__
         db.session.execute(update(points).where(points.c.patrol_id == patrol_id, points.c.slot == bindparam("s"))
                            .values(reason=bindparam("reason")), changed)
+    return [c["s"] for c in changed]
 
 
 # the kept points in time order, split where none was kept for GAP_MINUTES, each piece of two
@@ -246,7 +251,7 @@ def close_abandoned(now: datetime) -> int:
     the phone sends later within those hours move the end (``add_points``). Several
     workers at once each take other patrols (SKIP LOCKED). How many were closed."""
     limit = _max_hours()
-    ids = db.session.scalars(select(Patrol.id).where(Patrol.state == "on", Patrol.started_at < now - limit)
+    ids = db.session.scalars(select(Patrol.id).where(Patrol.ended_at.is_(None), Patrol.started_at < now - limit)
                              .order_by(Patrol.id).limit(500).with_for_update(skip_locked=True)).all()
     for patrol_id in ids:
         db.session.execute(text("UPDATE patrols SET state = 'abandoned', updated_at = :now WHERE id = :id"),
