@@ -136,3 +136,48 @@ def test_patrols_are_listed_to_their_worker_and_the_managers_of_the_area(tree, w
     assert client_for(tree["department"]).get("/api/v1/patrols").json()["items"] == []
     for bad in ("state=lost", "from=yesterday", "page=0", "user_id=abc"):
         assert community.get(f"/api/v1/patrols?{bad}").status_code == 422, bad
+
+
+def test_batches_in_any_order_are_judged_as_the_whole_patrol_at_once(tree, worker):
+    """Each batch judges only the points it can change (server/services/patrols.py _judge):
+    after shuffled, overlapping batches with spikes and tower fixes, every stored reason is
+    what judging the whole patrol in one go gives."""
+    import random
+
+    from sqlalchemy import text
+
+    from server.domain.patrols import Fix, judge
+    from server.extensions import db as _db
+
+    rng = random.Random(7)
+    t0 = utcnow() - timedelta(hours=3)
+    patrol = start(worker, started_at=t0.isoformat()).json()
+    points = fixes(t0 + timedelta(seconds=5), 400, every_s=5, step_m=4)
+    # batches of 25 (batch c holds points 25c … 25c + 24), the even ones sent first, each half shuffled:
+    # - a spike ending an even batch is kept when it lands (its next fix is two minutes away) and must
+    #   become a jump when the odd batch after it fills the gap: the batch's neighbour judged again;
+    # - a pair of spikes side by side across an odd/even boundary is kept (each has a near neighbour);
+    # - lone spikes and tower fixes anywhere.
+    spikes = {25 * c + 24 for c in range(0, 16, 2)} | set(rng.sample(range(400), 20))
+    pairs = {k for j in range(0, 16, 4) for k in (25 * j + 49, 25 * j + 50)}
+    for k in spikes - pairs:
+        points[k]["lat"] += rng.choice((1, -1)) * rng.uniform(500, 3000) / DEG_LAT_M
+    for k in pairs:
+        points[k]["lat"] += 2000 / DEG_LAT_M
+    for k in rng.sample(sorted(set(range(400)) - spikes - pairs), 40):
+        points[k]["accuracy_m"] = rng.uniform(60, 500)
+    even, odd = [points[k:k + 25] for k in range(0, 400, 50)], [points[k:k + 25] for k in range(25, 400, 50)]
+    rng.shuffle(even)
+    rng.shuffle(odd)
+    chunks = even + odd
+    url = f"/api/v1/patrols/{patrol['id']}/points"
+    for chunk in chunks:
+        assert worker.post(url, json={"points": chunk}).status_code == 200
+    _db.session.rollback()
+    rows = _db.session.execute(text(
+        "SELECT t AS at, ST_X(geom) AS lon, ST_Y(geom) AS lat, accuracy_m, reason FROM patrol_points "
+        "WHERE patrol_id = :id ORDER BY t"), {"id": patrol["id"]}).all()
+    whole = judge([Fix(r.at, r.lon, r.lat, r.accuracy_m) for r in rows], 50)
+    assert len(rows) == 400 and [r.reason for r in rows] == whole
+    assert all(whole[k] == "jump" for k in (24, 74, 124)) and not any(whole[k] for k in pairs)
+    assert whole.count("inaccurate") == 40
