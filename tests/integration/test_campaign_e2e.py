@@ -9,27 +9,14 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from server import worker
 from server.extensions import db as _db
-from server.models import Campaign, Device
+from server.models import Campaign
 from server.models._base import utcnow
 from tests.api.test_incidents import report
 from tests.builders import build_tree, standard_categories
 from tests.campaign_builders import CAMPAIGNS, IN_G1, grow_street, launch, tasks_by_cell
 from tests.images import jpeg
-
-
-def phone_of(user) -> str:
-    token = f"tok-{user.username}"
-    _db.session.add(Device(user_id=user.id, token=token, token_kind="registration_token", platform="android"))
-    _db.session.commit()
-    return token
-
-
-def one_pass(sender, at):
-    reports = []
-    worker.run(interval_s=0, sender=sender, clock=lambda: at, passes=1, on_pass=reports.append, listen=False)
-    return reports[0]
+from tests.worker_passes import one_pass, phone_of
 
 
 def kinds(fake, token) -> list[tuple[str, str]]:

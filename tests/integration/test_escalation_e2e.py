@@ -12,26 +12,14 @@ from sqlalchemy import select
 
 from server import worker
 from server.extensions import db as _db
-from server.models import Device, Incident, IncidentEvent, Task
+from server.models import Incident, IncidentEvent, Task
 from server.models._base import utcnow
 from server.notifications.senders import PushResult
 from server.services import notify
 from tests.api.test_incidents import act, report
 from tests.builders import assign, build_tree, make_user, standard_categories
 from tests.incident_builders import make_incident
-
-
-def phone_of(user) -> str:
-    token = f"tok-{user.username}"
-    _db.session.add(Device(user_id=user.id, token=token, token_kind="registration_token", platform="android"))
-    _db.session.commit()
-    return token
-
-
-def one_pass(sender, at):
-    reports = []
-    worker.run(interval_s=0, sender=sender, clock=lambda: at, passes=1, on_pass=reports.append, listen=False)
-    return reports[0]
+from tests.worker_passes import one_pass, phone_of
 
 
 def kinds(fake, token) -> list[str]:
