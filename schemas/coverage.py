@@ -45,6 +45,8 @@ class RegionCoverageSchema(Schema):
     day = fields.Date()
     live = fields.Boolean(metadata={"description": "Computed for this answer (today, or a past day whose points "
                                                    "changed since it was stored); false: as stored"})
+    pending = fields.Boolean(metadata={"description": "As stored, while newer points of the day wait for the worker "
+                                                      "(a region too large to compute when asked)"})
     computed_at = fields.DateTime(allow_none=True, metadata={"description": "When the stored figures were computed"})
     reach_m = fields.Float()
     share = fields.Float(allow_none=True, metadata={"description": "The share of the region's cells' area covered"})
@@ -62,7 +64,8 @@ def coverage_feature_collection(answer: dict) -> dict:
         features.append({"type": "Feature", "id": item["cell"]["id"], "geometry": geometry, "properties": properties})
     computed_at = answer["computed_at"]
     return {"type": "FeatureCollection", "features": features, "day": answer["day"].isoformat(),
-            "live": answer["live"], "computed_at": computed_at.isoformat() if computed_at else None,
+            "live": answer["live"], "pending": answer["pending"],
+            "computed_at": computed_at.isoformat() if computed_at else None,
             "share": answer["share"], "region_id": answer["region"].id}
 
 

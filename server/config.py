@@ -100,6 +100,8 @@ def load_config() -> dict:
         # and tracks older than the retention are deleted (workers' location is personal data)
         "PATROL_MAX_HOURS": float(os.environ.get("FENGQIAO_PATROL_MAX_HOURS", 14)),
         "PATROL_RETENTION_DAYS": _int("FENGQIAO_PATROL_RETENTION_DAYS", 90),
+        # today's patrol coverage is computed when asked for regions of at most this many cells
+        "COVERAGE_LIVE_MAX_CELLS": _int("FENGQIAO_COVERAGE_LIVE_MAX_CELLS", 2000),
         # workload: a worker holding this many open tasks is given no more automatically
         "MAX_OPEN_TASKS": _int("FENGQIAO_MAX_OPEN_TASKS", 20),
         # inspection campaigns (docs/FIELD.md): hours between the overdue reminder's stages

@@ -86,9 +86,11 @@ def run(*, interval_s: float, sender: PushSender, clock: Callable[[], datetime] 
                     db.session.commit()
                     alerts_checked = now
                 report = PassReport(swept, dispatch(now, sender), alerts)
-                report.patrols_abandoned, report.patrols_purged = close_abandoned(now), purge_expired(now)
-                report.coverage = compute_due_coverage(now)  # a day at most: cheap when none is due
-                report.exports = run_exports(clock)  # last: a long export holds only this pass
+                # each step on its own: one that fails (a bad day's geometry) does not hold back the others
+                report.patrols_abandoned = _step("patrols left on", 0, close_abandoned, now)
+                report.patrols_purged = _step("patrol retention", 0, purge_expired, now)
+                report.coverage = _step("coverage", None, compute_due_coverage, now)  # a day at most
+                report.exports = _step("exports", None, run_exports, clock)  # last: a long export holds only this pass
                 if on_pass:
                     on_pass(report)
             except Exception:
@@ -104,6 +106,17 @@ def run(*, interval_s: float, sender: PushSender, clock: Callable[[], datetime] 
         if listener is not None:
             listener.close()
     return done
+
+
+def _step(name: str, failed, work: Callable, *args):
+    """Run one step of a pass, ``work(*args)``; when it raises, log it, roll back and answer
+    ``failed``."""
+    try:
+        return work(*args)
+    except Exception:
+        db.session.rollback()
+        log.exception("worker: %s failed", name)
+        return failed
 
 
 def _listener() -> OutboxListener | None:

@@ -140,3 +140,5 @@ class PatrolCoverageMark(db.Model):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     patrol_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("patrols.id", ondelete="CASCADE"),
                                            primary_key=True)
+    # bumped by each batch that marks it again: a computation deletes only the marks it read unchanged
+    version: Mapped[int] = mapped_column(BigInteger, server_default="1")

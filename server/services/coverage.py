@@ -78,7 +78,7 @@ WITH area AS MATERIALIZED (
           WHERE p.t_next - p.t <= make_interval(mins => :gap)) s, area
     WHERE s.seg && area.box
 ), near AS (
-    SELECT c.id AS cell_id, s.patrol_id, s.user_id, s.seg, s.seconds,
+    SELECT c.id AS cell_id, s.patrol_id, s.user_id, s.seg, s.geom, s.seconds,
            ST_Intersects(c.geom, s.geom) AND ST_Intersects(c.geom, s.geom_next) AS both_inside,
            CASE WHEN NOT ST_Intersects(c.geom, s.seg) THEN 0
                 WHEN ST_CoveredBy(s.seg, c.geom) THEN ST_Length(s.seg::geography)
@@ -89,15 +89,17 @@ WITH area AS MATERIALIZED (
       AND substr(c.path, 1, length(:path)) = :path  -- (not LIKE: the cells' spatial index is the one to use)
 ), figures AS (
     SELECT cell_id, ST_LineMerge(ST_Collect(seg)) AS lines,
+           ST_Collect(geom) FILTER (WHERE ST_Length(seg) = 0) AS still,  -- standing: no line, a disc
            COALESCE(sum(seconds) FILTER (WHERE both_inside), 0) / 60 AS minutes, sum(inside_m) AS metres,
            count(DISTINCT user_id) FILTER (WHERE both_inside OR inside_m > 0) AS workers,
            count(DISTINCT patrol_id) FILTER (WHERE both_inside OR inside_m > 0) AS patrols
     FROM near GROUP BY cell_id
 ), measured AS MATERIALIZED (
     SELECT f.cell_id, f.minutes, f.metres, f.workers, f.patrols,
-           LEAST(1.0, ST_Area(ST_Intersection((SELECT ST_Union(ST_Buffer(d.geom, :reach))
-                                               FROM ST_Dump(ST_Transform(f.lines, m.srid)) d), m.cell))
-                      / ST_Area(m.cell)) AS share
+           LEAST(1.0, COALESCE(ST_Area(ST_Intersection(
+               (SELECT ST_Union(ST_Buffer(d.geom, :reach))
+                FROM ST_Dump(ST_Transform(ST_Collect(array_remove(ARRAY[f.lines, f.still], NULL)), m.srid)) d),
+               m.cell)) / ST_Area(m.cell), 0)) AS share
     FROM figures f JOIN regions c ON c.id = f.cell_id
     CROSS JOIN LATERAL (SELECT s.srid, ST_Transform(c.geom, s.srid) AS cell
                         FROM (SELECT {_UTM_SRID} AS srid) s) m
@@ -146,7 +148,7 @@ def mark_changed(patrol_id: int, slots: list[int]) -> None:
             INSERT INTO patrol_coverage_marks (day, patrol_id)
             SELECT DISTINCT CAST(t AT TIME ZONE :zone AS date), patrol_id FROM patrol_points
             WHERE patrol_id = :id AND slot = ANY(:slots)
-            ON CONFLICT DO NOTHING
+            ON CONFLICT (day, patrol_id) DO UPDATE SET version = patrol_coverage_marks.version + 1
         """), {"zone": current_app.config["TIMEZONE"], "id": patrol_id, "slots": list(slots)})
 
 
@@ -165,12 +167,34 @@ def _lock(day: date, *, wait: bool) -> bool:
 
 def _store_day(day: date, now: datetime) -> int:
     """Replace the day's rows by a new computation over the whole territory; returns the cells
-    stored. The caller holds the day's lock and commits."""
-    db.session.execute(text("DELETE FROM patrol_coverage_marks WHERE day = :day"), {"day": day})
+    stored. The caller holds the day's lock and commits. The day's marks are read first and
+    deleted last, only those unchanged since (a batch during the computation bumps its mark's
+    version or adds one: the day is computed again), so batches never wait for the
+    computation: the marks are locked only by the final delete."""
+    marks = db.session.execute(text("SELECT patrol_id, version FROM patrol_coverage_marks WHERE day = :day"),
+                               {"day": day}).all()
     db.session.execute(text("DELETE FROM patrol_coverage WHERE day = :day"), {"day": day})
     with analytic():
         stored = db.session.execute(_STORE, _params(day, "/") | {"day": day, "now": now}).rowcount
+    if marks:
+        db.session.execute(text(
+            "DELETE FROM patrol_coverage_marks m USING unnest(CAST(:patrols AS bigint[]), CAST(:versions AS bigint[]))"
+            " AS read(patrol_id, version) WHERE m.day = :day AND m.patrol_id = read.patrol_id"
+            " AND m.version = read.version"),
+            {"day": day, "patrols": [m.patrol_id for m in marks], "versions": [m.version for m in marks]})
     return stored
+
+
+def retained_since(now: datetime) -> datetime:
+    """Patrols ended before this have lost their points (retention): days that begin before it
+    are never computed again (their stored figures stay)."""
+    config = current_app.config
+    return now - max(timedelta(days=config["PATROL_RETENTION_DAYS"]),
+                     timedelta(hours=config["PATROL_LATE_HOURS"] + config["PATROL_MAX_HOURS"]))
+
+
+def _retained(day: date, now: datetime) -> bool:
+    return datetime.combine(day, time(), ZoneInfo(current_app.config["TIMEZONE"])) >= retained_since(now)
 
 
 def compute_day(day: date, now: datetime | None = None) -> int:
@@ -181,6 +205,9 @@ def compute_day(day: date, now: datetime | None = None) -> int:
     if day >= local_day(now):
         raise InvalidInput("coverage.future_day", "A day is stored once it is over: today is computed when read.",
                            errors={"day": ["Before today."]})
+    if not _retained(day, now):
+        raise InvalidInput("coverage.past_retention", "That day's GPS points were deleted after the retention "
+                           "period: its stored figures stay as they are.", errors={"day": ["Past the retention."]})
     _lock(day, wait=True)
     stored = _store_day(day, now)
     db.session.commit()
@@ -193,7 +220,11 @@ def compute_due(now: datetime) -> tuple[date, int] | None:
     day and the cells stored, or None when nothing is due (one index scan)."""
     due = db.session.scalars(text("SELECT DISTINCT day FROM patrol_coverage_marks WHERE day < :today ORDER BY day"),
                              {"today": local_day(now)}).all()
-    for day in due:
+    expired = [day for day in due if not _retained(day, now)]
+    if expired:  # marks outliving the points (a worker down for months): the stored figures stay
+        db.session.execute(text("DELETE FROM patrol_coverage_marks WHERE day = ANY(:days)"), {"days": expired})
+        db.session.commit()
+    for day in (day for day in due if day not in expired):
         if not _lock(day, wait=False):
             continue
         still = db.session.scalar(text("SELECT EXISTS (SELECT 1 FROM patrol_coverage_marks WHERE day = :day)"),
@@ -224,7 +255,9 @@ def region_coverage(actor: Actor, region_id: int, day: date | None, *, with_geom
                     now: datetime | None = None) -> dict:
     """The coverage of every live grid cell of the region on ``day`` (default today): stored
     for a past day, computed now for today and for a past day whose points changed since its
-    computation (``live``). Errors: region.not_found, auth.forbidden, coverage.future_day."""
+    computation (``live``), for a region of at most COVERAGE_LIVE_MAX_CELLS cells (a larger
+    one reads a past day as stored, ``pending`` telling that newer points wait for the worker).
+    Errors: region.not_found, auth.forbidden, coverage.future_day, coverage.too_large_live."""
     region = get_region(actor, region_id)
     require(actor, STATS_READ, region)
     now = now or utcnow()
@@ -232,8 +265,18 @@ def region_coverage(actor: Actor, region_id: int, day: date | None, *, with_geom
     day = day or today
     if day > today:
         raise InvalidInput("coverage.future_day", "That day has not come yet.", errors={"day": ["Not after today."]})
-    live = day == today or bool(db.session.scalar(
+    pending = day < today and _retained(day, now) and bool(db.session.scalar(
         text("SELECT EXISTS (SELECT 1 FROM patrol_coverage_marks WHERE day = :day)"), {"day": day}))
+    limit = current_app.config["COVERAGE_LIVE_MAX_CELLS"]
+    small = db.session.scalar(text(
+        "SELECT count(*) <= :limit FROM (SELECT 1 FROM regions c WHERE c.level = 'grid' AND c.retired_at IS NULL"
+        " AND c.path LIKE :path || '%' LIMIT :limit + 1) n"), {"path": region.path, "limit": limit})
+    if day == today and not small:
+        raise InvalidInput("coverage.too_large_live",
+                           f"Today's coverage is computed when asked, for at most {limit:,} cells: ask for a "
+                           "street or a community, or for a past day (stored by the worker).",
+                           errors={"region_id": [f"More than {limit:,} grid cells."]})
+    live = day == today or (pending and small)
     with analytic():
         if live:
             rows = db.session.execute(_COMPUTE, _params(day, region.path)).all()
@@ -256,6 +299,7 @@ def region_coverage(actor: Actor, region_id: int, day: date | None, *, with_geom
             item["geom"] = cell.geom
         items.append(item)
     computed = [row.computed_at for row in rows if getattr(row, "computed_at", None) is not None]
-    return {"region": region, "day": day, "live": live, "computed_at": None if live or not computed else max(computed),
+    return {"region": region, "day": day, "live": live, "pending": pending and not live,
+            "computed_at": None if live or not computed else max(computed),
             "reach_m": COVERAGE_REACH_M, "share": covered_m2 / area_m2 if area_m2 else None,
             "cells_walked": sum(1 for item in items if item["workers"]), "cells": items}

@@ -22,7 +22,7 @@ from server.models import Patrol, PatrolCheckin, PatrolPlace, PatrolPoint, User
 from server.models._base import utcnow
 
 from .access import authorize, within_scope
-from .coverage import mark_changed
+from .coverage import mark_changed, retained_since
 from .duty import put_on_duty
 from .pagination import Page, paginate
 
@@ -304,9 +304,7 @@ def purge_expired(now: datetime, batch: int = 200, max_batches: int = 50) -> int
     times and distance stay, as do the check-ins' times and the per-cell coverage figures.
     Never before late batches stop being taken. Batches of ``batch`` patrols, each committed;
     how many were purged."""
-    config = current_app.config
-    cutoff = now - max(timedelta(days=config["PATROL_RETENTION_DAYS"]),
-                       timedelta(hours=config["PATROL_LATE_HOURS"] + config["PATROL_MAX_HOURS"]))
+    cutoff = retained_since(now)
     purged = 0
     for _ in range(max_batches):
         ids = list(db.session.scalars(select(Patrol.id).where(Patrol.purged_at.is_(None), Patrol.ended_at < cutoff)

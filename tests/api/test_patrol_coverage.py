@@ -10,6 +10,7 @@ zone by the service, where lengths are 0.02 % short at this longitude: the share
 """
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -254,3 +255,63 @@ def test_missed_reports_known_answer(app, tree, worker, community, client_for):
     assert worker.get(url, params=period).json()["code"] == "auth.forbidden"
     too_long = community.get(url, params={"from": "2026-01-01", "to": "2026-06-01"})
     assert too_long.status_code == 422 and "to" in too_long.json()["errors"]
+
+
+def test_a_worker_standing_still_covers_a_disc_not_the_whole_cell(app, tree, worker):
+    """Fixes at one spot for ten minutes: no line, a disc of 30 m (the buffer's polygon, 32
+    sides: 16 sin(2π/32) / π = 0.9936 of the circle); a cell next to it stays at 0."""
+    day = today(app) - timedelta(days=2)
+    start = local(app, day, 9)
+    still = [{"t": (start + timedelta(minutes=k)).isoformat(), "lon": LON, "lat": 34.025, "accuracy_m": 5.0}
+             for k in range(11)]
+    patrol(worker, start, still, ended_at=start + timedelta(hours=1))
+    g1, area1 = tree["G1"].id, tree["G1"].area_m2
+    assert worker_pass().coverage == (day, 1)
+    share, minutes, metres, workers, patrols = stored(day)[g1]
+    disc = 32 / 2 * math.sin(2 * math.pi / 32) * 30 ** 2  # the 32-sided polygon of ST_Buffer
+    assert share == pytest.approx(disc / area1, rel=0.01) and share < 0.001
+    assert (minutes, metres, workers) == (pytest.approx(10), 0, 1)
+
+
+def test_days_past_the_retention_keep_their_figures_and_are_never_computed_again(app, tree, worker, community):
+    day = today(app) - timedelta(days=3)
+    start = local(app, day, 9)
+    patrol(worker, start, walk(start, 34.001, 20), ended_at=start + timedelta(hours=1))
+    (g1,) = ids(tree, "G1")
+    assert worker_pass().coverage == (day, 1)
+    figures = stored(day)[g1]
+    later = utcnow() + timedelta(days=app.config["PATROL_RETENTION_DAYS"] + 1)
+    from server.services.patrols import purge_expired
+
+    assert purge_expired(later) == 1
+    with pytest.raises(Exception) as refused:
+        coverage.compute_day(day, later)
+    assert getattr(refused.value, "code", None) == "coverage.past_retention"
+    db.session.rollback()
+    db.session.execute(coverage.text("INSERT INTO patrol_coverage_marks (day, patrol_id) "
+                                     "SELECT :day, id FROM patrols"), {"day": day})  # a mark outliving the points
+    db.session.commit()
+    assert worker_pass(later).coverage is None  # the mark dropped, the day not computed from nothing
+    assert stored(day)[g1] == figures
+
+
+def test_a_large_region_reads_today_refused_and_a_pending_day_as_stored(app, tree, worker, community, client_for):
+    day = today(app) - timedelta(days=1)
+    start = local(app, day, 8)
+    patrol_id = patrol(worker, start, walk(start, 34.001, 30), ended_at=start + timedelta(hours=2))
+    s1, g1 = ids(tree, "S1", "G1")
+    street = client_for(tree["street"])
+    assert worker_pass().coverage == (day, 1)
+    late = walk(start + timedelta(minutes=30), 34.001 + 30 * STEP, 20)
+    assert worker.post(f"/api/v1/patrols/{patrol_id}/points", json={"points": late}).json()["stored"] == 20
+    app.config["COVERAGE_LIVE_MAX_CELLS"] = 1  # S1 has two cells
+    try:
+        now = street.get(f"/api/v1/regions/{s1}/patrol-coverage")
+        assert (now.status_code, now.json()["code"]) == (422, "coverage.too_large_live")
+        pending = street.get(f"/api/v1/regions/{s1}/patrol-coverage", params={"day": day.isoformat()}).json()
+        assert pending["live"] is False and pending["pending"] is True
+        assert {c["cell"]["id"]: c["minutes"] for c in pending["cells"]}[g1] == 29  # as stored, before the batch
+        small = street.get(f"/api/v1/regions/{g1}/patrol-coverage", params={"day": day.isoformat()}).json()
+        assert small["live"] is True and small["cells"][0]["minutes"] == 49
+    finally:
+        app.config["COVERAGE_LIVE_MAX_CELLS"] = 2000
