@@ -100,6 +100,11 @@ def load_config() -> dict:
         # and tracks older than the retention are deleted (workers' location is personal data)
         "PATROL_MAX_HOURS": float(os.environ.get("FENGQIAO_PATROL_MAX_HOURS", 14)),
         "PATROL_RETENTION_DAYS": _int("FENGQIAO_PATROL_RETENTION_DAYS", 90),
+        # Open311 (docs/OPEN311.md): the jurisdiction served, and what discovery says
+        "OPEN311_JURISDICTION": os.environ.get("FENGQIAO_OPEN311_JURISDICTION", "fengqiao"),
+        "OPEN311_CONTACT": os.environ.get("FENGQIAO_OPEN311_CONTACT", "The city's grid management centre"),
+        "OPEN311_KEY_SERVICE": os.environ.get("FENGQIAO_OPEN311_KEY_SERVICE", "Keys are issued by the city's "
+                                                                              "administrators"),
         # today's patrol coverage is computed when asked for regions of at most this many cells
         "COVERAGE_LIVE_MAX_CELLS": _int("FENGQIAO_COVERAGE_LIVE_MAX_CELLS", 2000),
         # workload: a worker holding this many open tasks is given no more automatically

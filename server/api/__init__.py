@@ -11,7 +11,7 @@ from .common import DateConverter, IdConverter, date_parameter_schema, id_parame
 def register_blueprints(app: Flask, api: Api) -> None:
     from server import web
 
-    from . import health
+    from . import health, open311
 
     app.url_map.converters["id"] = IdConverter
     api.register_converter(IdConverter, id_parameter_schema)
@@ -20,6 +20,7 @@ def register_blueprints(app: Flask, api: Api) -> None:
     api.spec.components.security_scheme("bearerAuth", BEARER_SCHEME)
     app.register_blueprint(health.bp)
     app.register_blueprint(web.bp)
+    app.register_blueprint(open311.bp)
     for module in _resources():
         api.register_blueprint(module.blp, url_prefix="/api/v1" + (module.blp.url_prefix or ""))
 

@@ -1,0 +1,1 @@
+"""Open311 GeoReport v2 (docs/OPEN311.md): the wire format at one boundary."""
