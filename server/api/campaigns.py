@@ -1,7 +1,6 @@
 """Inspection campaigns (排查): launched by supervisors, one task per grid cell (docs/FIELD.md)."""
 from __future__ import annotations
 
-from flask import current_app
 from flask_smorest.fields import Upload
 from marshmallow import Schema
 
@@ -12,7 +11,7 @@ from schemas.campaigns import (
 from server.auth import login_required
 from server.services import campaigns as service
 
-from .common import GEOJSON, Blueprint, accepts, errors, geojson_response
+from .common import GEOJSON, Blueprint, accepts, errors, geojson_response, photo_response
 
 blp = Blueprint("campaigns", __name__, url_prefix="/campaigns",
                 description="Inspection campaigns (排查): a task per grid cell, answered with findings or "
@@ -104,12 +103,7 @@ def report_nothing_found(actor, form, files, campaign_id, task_id):
 @errors(blp, 401, 404)
 def get_task_photo(actor, campaign_id, task_id):
     """A task's nothing-found photo"""
-    content = service.task_photo(actor, campaign_id, task_id)
-    response = current_app.response_class(content.data, mimetype=content.content_type)
-    response.headers["ETag"] = f'"{content.etag}"'
-    response.headers["Cache-Control"] = "private, max-age=86400, immutable"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return photo_response(service.task_photo(actor, campaign_id, task_id))
 
 
 @blp.get("/<id:campaign_id>/cells.geojson")

@@ -21,7 +21,7 @@ from server.services import exports, photos
 from server.services import incident_queries as queries
 from server.services import incidents as service
 
-from .common import Blueprint, accepts, download, errors, parse_json
+from .common import Blueprint, accepts, download, errors, parse_json, photo_response
 from .exports import XLSX
 
 blp = Blueprint("incidents", __name__, url_prefix="/incidents",
@@ -234,9 +234,4 @@ def upload_photo(actor, form, files, incident_id):
 @errors(blp, 401, 404)
 def get_photo(actor, incident_id, photo_id):
     """Get a photo's image."""
-    content = photos.photo_content(actor, incident_id, photo_id)
-    response = current_app.response_class(content.data, mimetype=content.content_type)
-    response.headers["ETag"] = f'"{content.etag}"'
-    response.headers["Cache-Control"] = "private, max-age=86400, immutable"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return photo_response(photos.photo_content(actor, incident_id, photo_id))
