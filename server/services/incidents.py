@@ -298,19 +298,14 @@ def report_incident(actor: Actor, data: dict, files: list[tuple[str, bytes]], he
         raise InvalidInput("incident.too_many_photos", f"A report takes at most {MAX_REPORT_PHOTOS} photos.")
     prepared = photos.prepare(files)
     contact = data.get("contact") or {}
-    incident = Incident(
-        client_uuid=data.get("client_uuid") or uuid.uuid4(), category_id=category.id, status="reported",
-        level=category.start_level, region_id=cell.id, region_path=cell.path, geom=to_db(parse_point(lon, lat)),
-        address=data.get("address"), description=data["description"],
-        priority=data["priority"] or category.default_priority, source=data["source"], attributes=attributes,
-        reporter_id=actor.user_id or None, contact_name=contact.get("name"), contact_phone=contact.get("phone"),
-        occurred_at=occurred_at, reported_at=now, campaign_task_id=campaign_task.id if campaign_task else None,
-    )
-    deadlines.begin_stage(incident, now, category=category)
     try:
-        db.session.add(incident)
-        db.session.flush()  # the client_uuid of a retry (or of someone else's report) stops here
-        timeline = [_event(incident, actor, "report", None, note=None, at=now)]
+        incident, reported = open_incident(
+            actor, category=category, cell=cell, lon=lon, lat=lat, now=now, source=data["source"],
+            description=data["description"], attributes=attributes, occurred_at=occurred_at,
+            client_uuid=data.get("client_uuid"), address=data.get("address"), priority=data["priority"],
+            contact_name=contact.get("name"), contact_phone=contact.get("phone"),
+            campaign_task_id=campaign_task.id if campaign_task else None)
+        timeline = [reported]
         if actor.user_id:
             db.session.add(IncidentFollower(incident_id=incident.id, user_id=actor.user_id))
         stored = [photos.record(actor, incident, photo, lon, lat)[0] for photo in prepared]
@@ -338,6 +333,27 @@ def report_incident(actor: Actor, data: dict, files: list[tuple[str, bytes]], he
         db.session.rollback()
         raise
     return body, False
+
+
+def open_incident(actor: Actor, *, category: Category, cell, lon: float, lat: float, now: datetime, source: str,
+                  description: str, attributes: dict, occurred_at: datetime, client_uuid=None, address=None,
+                  priority: str | None = None, contact_name=None, contact_phone=None, campaign_task_id=None,
+                  event_data: dict | None = None) -> tuple[Incident, IncidentEvent]:
+    """A new incident (待受理) in ``cell`` at its category's start level, its first stage begun
+    and its ``report`` event written, flushed in the caller's transaction (which commits).
+    The reporter is ``actor`` (none for the system: a citizen's report). Raises IntegrityError
+    when ``client_uuid`` is taken (a retry, or someone else's report)."""
+    incident = Incident(
+        client_uuid=client_uuid or uuid.uuid4(), category_id=category.id, status="reported",
+        level=category.start_level, region_id=cell.id, region_path=cell.path, geom=to_db(parse_point(lon, lat)),
+        address=address, description=description, priority=priority or category.default_priority, source=source,
+        attributes=attributes, reporter_id=actor.user_id or None, contact_name=contact_name,
+        contact_phone=contact_phone, occurred_at=occurred_at, reported_at=now, campaign_task_id=campaign_task_id,
+    )
+    deadlines.begin_stage(incident, now, category=category)
+    db.session.add(incident)
+    db.session.flush()  # the client_uuid of a retry (or of someone else's report) stops here
+    return incident, _event(incident, actor, "report", None, note=None, at=now, data=event_data)
 
 
 def _fresh_view(actor: Actor, incident: Incident, cell, timeline: list[IncidentEvent],
