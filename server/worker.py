@@ -31,6 +31,7 @@ from server.services.coverage import compute_due as compute_due_coverage
 from server.services.export_jobs import ExportReport
 from server.services.export_jobs import work as run_exports
 from server.services.hotspots import configured_rules, raise_alerts
+from server.services.open311_clients import purge_usage
 from server.services.patrols import close_abandoned, purge_expired
 from server.services.sweep import SweepReport, sweep
 
@@ -47,6 +48,7 @@ class PassReport:
     patrols_abandoned: int = 0  # patrols left on too long, ended
     patrols_purged: int = 0  # patrols whose points and track passed the retention period, deleted
     coverage: tuple[date, int] | None = None  # the day whose patrol coverage was computed, and its cells
+    open311_usage_purged: int = 0  # minutes of Open311 clients' usage older than two days, deleted
 
 
 class OutboxListener:
@@ -89,6 +91,7 @@ def run(*, interval_s: float, sender: PushSender, clock: Callable[[], datetime] 
                 # each step on its own: one that fails (a bad day's geometry) does not hold back the others
                 report.patrols_abandoned = _step("patrols left on", 0, close_abandoned, now)
                 report.patrols_purged = _step("patrol retention", 0, purge_expired, now)
+                report.open311_usage_purged = _step("open311 usage", 0, purge_usage, now)
                 report.coverage = _step("coverage", None, compute_due_coverage, now)  # a day at most
                 report.exports = _step("exports", None, run_exports, clock)  # last: a long export holds only this pass
                 if on_pass:

@@ -27,8 +27,8 @@ def register_blueprints(app: Flask, api: Api) -> None:
 
 def _resources():
     from . import (auth, calendar, campaigns, categories, coverage, departments, escalation, exports, incidents, map,
-                   me, patrol_places, patrols, regions, reports, stats, sync, users)
+                   me, open311_staff, patrol_places, patrols, regions, reports, stats, sync, users)
 
     return [auth, me, users, departments, regions, escalation, categories, incidents, sync, calendar, map, stats,
-            reports, exports, patrols, patrol_places, coverage, campaigns]
+            reports, exports, patrols, patrol_places, coverage, campaigns, open311_staff]
 

@@ -1,13 +1,24 @@
 """Open311 GeoReport v2 at /open311/v2/ (docs/OPEN311.md): thin routes over
-server/services/open311.py, written as JSON or XML by the URL's suffix (none: XML)."""
+server/services/open311.py (reads), open311_intake.py (what clients post) and
+open311_clients.py (keys and rate), written as JSON or XML by the URL's suffix (none: XML).
+Every failure, even one found before the view runs (a body too large, not a form), is the
+spec's error list."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
+from werkzeug.exceptions import HTTPException
 
+from server.errors import DomainError
+from server.models._base import utcnow
 from server.open311 import wire
 from server.services import open311 as service
+from server.services import open311_clients, open311_intake
+
+from .common import accepts
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+_LISTS = {"requests": "request", "servicerequestupdates": "request_update"}
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -31,6 +42,20 @@ def _answer(fmt: str, produce, **shape) -> Response:
         return wire.error(fmt, failure)
 
 
+def _url_format() -> str:
+    return _split(request.path.rsplit("/", 1)[-1])[1]
+
+
+@bp.errorhandler(DomainError)
+def _domain_error(exc: DomainError):
+    return wire.error(_url_format(), wire.Open311Error(exc.status, exc.message, headers=exc.headers))
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    return wire.error(_url_format(), wire.Open311Error(exc.code or 400, exc.description or exc.name))
+
+
 @bp.get("/<name>")
 def top(name: str):
     what, fmt = _split(name)
@@ -40,6 +65,12 @@ def top(name: str):
                        item_names={"endpoints": "endpoint", "formats": "format"})
     if what == "services":
         return _answer(fmt, lambda: service.services(_english()), root="services", item="service")
+    if what == "requests":
+        return _answer(fmt, lambda: service.list_requests(request.args, _english(), utcnow()), root="service_requests",
+                       item="request")
+    if what == "servicerequestupdates":
+        return _answer(fmt, lambda: service.list_updates(request.args, _english(), utcnow()),
+                       root="service_request_updates", item="request_update")
     return wire.error(fmt, wire.Open311Error(404, f"There is no resource {what[:40]!r} here."))
 
 
@@ -48,3 +79,35 @@ def definition(name: str):
     code, fmt = _split(name)
     return _answer(fmt, lambda: service.service_definition(code, _english()), root="service_definition", item=None,
                    item_names={"attributes": "attribute", "values": "value"})
+
+
+@bp.get("/requests/<name>")
+def one_request(name: str):
+    request_id, fmt = _split(name)
+    return _answer(fmt, lambda: service.get_request(request_id, _english()), root="service_requests", item="request")
+
+
+@bp.get("/tokens/<name>")
+def token(name: str):
+    key, fmt = _split(name)
+    return _answer(fmt, lambda: service.token_status(key), root="service_requests", item="request")
+
+
+@bp.post("/<name>")
+@accepts(*FORMS)
+def post(name: str):
+    """A citizen's request (``requests``) or update (``servicerequestupdates``): 201 when made
+    now, 200 when a retry is answered as the first time."""
+    what, fmt = _split(name)
+    use_case = {"requests": open311_intake.submit_request, "servicerequestupdates": open311_intake.submit_update}
+    if what not in use_case:
+        return wire.error(fmt, wire.Open311Error(404, f"There is nothing to post at {what[:40]!r}."))
+    try:
+        service.check_jurisdiction(request.form.get("jurisdiction_id"))
+        now = utcnow()
+        client = open311_clients.authenticate(request.form.get("api_key"), now)
+        answer, made = use_case[what](client, request.form, now)
+    except wire.Open311Error as failure:
+        return wire.error(fmt, failure)
+    root = "service_requests" if what == "requests" else "service_request_updates"
+    return wire.render(fmt, answer, root=root, item=_LISTS[what], status=201 if made else 200)

@@ -164,7 +164,10 @@ SWEEP_EVENT_LABELS = {
     "repush": ("任务未签收，再次推送", "Task not acknowledged: pushed again"),
     "handover": ("任务未签收，转交", "Task not acknowledged: handed over"),
 }
-ACTION_LABELS = {"report": REPORT_LABEL, "merged_in": MERGED_IN_LABEL, **SWEEP_EVENT_LABELS,
+# A citizen's word on their request, posted by an Open311 client (docs/OPEN311.md).
+CITIZEN_UPDATE_LABEL = ("市民补充情况", "Citizen's update")
+ACTION_LABELS = {"report": REPORT_LABEL, "merged_in": MERGED_IN_LABEL, "citizen_update": CITIZEN_UPDATE_LABEL,
+                 **SWEEP_EVENT_LABELS,
                  **{a: t.label for a, t in TRANSITIONS.items()}}
 # Actions taken through their own endpoints rather than /actions/{action}.
 OWN_ENDPOINT_ACTIONS = frozenset({"mediate"})

@@ -24,6 +24,8 @@ KIND_LABELS = {
     "campaign_task": ("新排查任务", "New inspection task"),
     "campaign_unassigned": ("排查网格无人负责", "Inspection cells without a grid worker"),
     "campaign_overdue": ("排查任务超期", "Inspection tasks overdue"),
+    "citizen_report": ("市民上报待受理", "Citizen's report to accept"),
+    "citizen_update": ("市民补充情况", "Citizen's update on a case"),
 }
 KINDS = tuple(KIND_LABELS)
 # Told at once whatever the hour: new work and cases that rose or are under supervision.

@@ -39,13 +39,20 @@ DUTY_MANAGE = "duty.manage"  # go on and off duty (上岗/离岗): a grid worker
 CAMPAIGN_READ = "campaign.read"  # an inspection campaign (排查): its region meets the actor's scope
 CAMPAIGN_MANAGE = "campaign.manage"  # launch, close: managers, for a region inside their scope
 CAMPAIGN_FINISH = "campaign.finish"  # answer a campaign task: the task's grid worker, or a worker of its cell
+OPEN311_CLIENT_READ = "open311_client.read"  # Open311 client apps and their keys: administrators only
+OPEN311_CLIENT_MANAGE = "open311_client.manage"
+# citizens' requests that could not be located (an address only): the city's command centre,
+# whose operators place them on the map (docs/OPEN311.md); they belong to no region yet
+UNLOCATED_READ = "unlocated.read"
+UNLOCATED_MANAGE = "unlocated.manage"
 
 ACTIONS = (
     REGION_READ, REGION_MANAGE, REGION_ADD_CHILDREN, REGION_IMPORT, USER_READ, USER_MANAGE,
     DEPARTMENT_READ, DEPARTMENT_MANAGE, DEVICE_READ, DEVICE_MANAGE, CATEGORY_READ, CATEGORY_MANAGE,
     CALENDAR_READ, CALENDAR_MANAGE, ESCALATION_READ, ESCALATION_MANAGE, STATS_READ, PATROL_READ, PATROL_MANAGE,
     DUTY_READ, DUTY_MANAGE, PLACE_READ, PLACE_MANAGE,
-    CAMPAIGN_READ, CAMPAIGN_MANAGE, CAMPAIGN_FINISH,
+    CAMPAIGN_READ, CAMPAIGN_MANAGE, CAMPAIGN_FINISH, OPEN311_CLIENT_READ, OPEN311_CLIENT_MANAGE,
+    UNLOCATED_READ, UNLOCATED_MANAGE,
 )
 
 
@@ -100,6 +107,8 @@ def can(actor: Actor, action: str, target) -> bool:
             is_within(target.scope_path, actor.scope_path) or is_within(actor.scope_path, target.scope_path))
     if action in (CATEGORY_READ, CALENDAR_READ):
         return True
+    if action in (UNLOCATED_READ, UNLOCATED_MANAGE):
+        return actor.role == "city"
     inside = is_within(target.scope_path, actor.scope_path)
     if action in (REGION_READ, ESCALATION_READ, PLACE_READ):
         return inside
@@ -121,4 +130,5 @@ def can(actor: Actor, action: str, target) -> bool:
         return inside or (actor.role == "department" and target.id == actor.department_id)
     if action == DEPARTMENT_MANAGE:
         return actor.is_manager and inside
-    return False  # REGION_IMPORT, CATEGORY_MANAGE, CALENDAR_MANAGE and anything new: administrators only
+    # REGION_IMPORT, CATEGORY_MANAGE, CALENDAR_MANAGE, OPEN311_CLIENT_* and anything new: administrators only
+    return False

@@ -19,11 +19,13 @@ FORMATS = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=
 
 
 class Open311Error(Exception):
-    """A failure the client is told of as ``[{"code": status, "description": ...}]``."""
+    """A failure the client is told of as ``[{"code": status, "description": ...}, ...]``: one
+    entry per problem found (``description`` a string, or a list of them)."""
 
-    def __init__(self, status: int, description: str, headers: dict | None = None):
-        super().__init__(description)
-        self.status, self.description, self.headers = status, description, headers or {}
+    def __init__(self, status: int, description: str | list[str], headers: dict | None = None):
+        self.descriptions = [description] if isinstance(description, str) else list(description)
+        super().__init__("; ".join(self.descriptions))
+        self.status, self.headers = status, headers or {}
 
 
 def _plain(value):
@@ -84,5 +86,5 @@ def render(fmt: str, data, *, root: str, item: str | None, item_names: dict[str,
 
 def error(fmt: str, failure: Open311Error) -> Response:
     """The spec's error list."""
-    return render(fmt, [{"code": failure.status, "description": failure.description}], root="errors", item="error",
-                  status=failure.status, headers=failure.headers)
+    return render(fmt, [{"code": failure.status, "description": text} for text in failure.descriptions], root="errors",
+                  item="error", status=failure.status, headers=failure.headers)

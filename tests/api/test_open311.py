@@ -1,112 +1,17 @@
-"""Open311 GeoReport v2 at /open311/v2/ (docs/OPEN311.md), over HTTP as a client app reads
-it: every JSON answer validated against the GeoReport v2 JSON-schema constraints (written
-out here from the published schemas of open311/schema-validation, whose files carry no
-licence), every XML answer well formed and equal to its JSON."""
+"""Open311 GeoReport v2 at /open311/v2/ (docs/OPEN311.md): the reads of services, over HTTP
+as a client app reads them, every JSON answer validated against the GeoReport v2 constraints
+and every XML answer equal to its JSON (tests/open311_client.py)."""
 from __future__ import annotations
 
 from datetime import datetime
 from xml.etree import ElementTree
 
-import jsonschema
 import pytest
 import requests
 
 from server.extensions import db as _db
 from server.models import Category
-
-NULLABLE_STRING = {"type": ["string", "null"]}
-SERVICE = {
-    "type": "object",
-    "required": ["service_code", "service_name", "type", "metadata"],
-    "properties": {
-        "service_code": {"type": "string"}, "service_name": {"type": "string"}, "description": NULLABLE_STRING,
-        "metadata": {"type": "boolean"}, "type": {"type": "string", "enum": ["realtime", "batch", "blackbox"]},
-        "keywords": NULLABLE_STRING, "group": NULLABLE_STRING,
-    },
-}
-SERVICES = {"type": "array", "items": SERVICE}
-DEFINITION = {
-    "type": "object",
-    "required": ["service_code", "attributes"],
-    "properties": {
-        "service_code": {"type": "string"},
-        "attributes": {"type": "array", "items": {
-            "type": "object",
-            "required": ["variable", "code", "datatype", "required"],
-            "properties": {
-                "variable": {"type": "boolean"}, "code": {"type": "string"},
-                "datatype": {"type": "string", "enum": ["string", "number", "datetime", "text", "singlevaluelist",
-                                                        "multivaluelist"]},
-                "required": {"type": "boolean"}, "datatype_description": NULLABLE_STRING,
-                "order": {"type": ["integer", "null"]}, "description": NULLABLE_STRING,
-                "values": {"type": "array", "items": {"type": "object", "required": ["key", "name"],
-                                                      "properties": {"key": {"type": "string"},
-                                                                     "name": {"type": "string"}}}},
-            },
-        }},
-    },
-}
-DISCOVERY = {
-    "type": "object",
-    "required": ["changeset", "contact", "endpoints"],
-    "properties": {
-        "changeset": {"type": ["string", "null"], "format": "date-time"}, "contact": {"type": "string"},
-        "key_service": {"type": "string"},
-        "endpoints": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["specification", "url", "type", "formats"],
-            "properties": {"specification": {"type": "string"}, "url": {"type": "string", "format": "uri"},
-                           "changeset": {"type": ["string", "null"], "format": "date-time"},
-                           "type": {"type": "string", "enum": ["production", "test"]},
-                           "formats": {"type": "array", "items": {"type": "string"}}},
-        }},
-    },
-}
-ERRORS = {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["code", "description"],
-                                                     "properties": {"code": {"type": "integer"},
-                                                                    "description": {"type": "string"}}}}
-CHECKER = jsonschema.Draft7Validator.FORMAT_CHECKER
-
-
-def get(base: str, path: str, fmt: str, **params) -> requests.Response:
-    return requests.get(f"{base}/open311/v2/{path}.{fmt}", params=params, timeout=30)
-
-
-def valid_json(response: requests.Response, schema: dict):
-    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
-    body = response.json()
-    jsonschema.validate(body, schema, format_checker=CHECKER)
-    return body
-
-
-def xml_as_json(element: ElementTree.Element, lists: set[str]):
-    """An XML answer read back into the JSON's shape: elements named in ``lists`` hold lists."""
-    children = list(element)
-    if element.tag in lists:
-        return [xml_as_json(child, lists) for child in children]
-    if not children:
-        return element.text
-    return {child.tag: xml_as_json(child, lists) for child in children}
-
-
-def as_text(value):
-    """A JSON value as the XML writes it (true/false, numbers as text, None as no text)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: as_text(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [as_text(v) for v in value]
-    return value
-
-
-def same_as_xml(base: str, path: str, body, lists: set[str], **params) -> None:
-    response = requests.get(f"{base}/open311/v2/{path}.xml", params=params, timeout=30)
-    assert response.headers["Content-Type"] == "text/xml; charset=utf-8"
-    assert response.content.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
-    root = ElementTree.fromstring(response.content)
-    assert xml_as_json(root, lists) == as_text(body)
+from tests.open311_client import DEFINITION, DISCOVERY, ERRORS, SERVICES, get, same_as_xml, valid_json
 
 
 def test_discovery_and_services_as_a_client_reads_them(live_server, tree):
