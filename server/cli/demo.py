@@ -25,6 +25,7 @@ def load_command():
         click.echo(f"Demo data already loaded (sign-in names and passwords: {credentials}).")
         return
     lines = [f"{username:<12} {role:<12} {password}" for username, role, password in result["users"]]
+    lines.append(f"{'open311':<12} {'api_key':<12} {result['open311_key']}")
     credentials.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -32,5 +33,8 @@ def load_command():
     click.echo(f"{result['incidents']} demo incidents reported and taken through the closed loop.")
     click.echo(f"worker1 patrolled for two hours ({result['patrol_points']} GPS fixes, a check-in); inspection "
                f"campaign {result['campaign_id']} (燃气与消防安全隐患排查) launched for the first street.")
-    click.echo(f"Demo users (user name, role, password) — also saved to {credentials}:")
+    click.echo(f"Open311: citizen request {result['open311_request_id']} reported at a point; another with an "
+               f"address only waits for the command centre (token {result['open311_token']}).")
+    click.echo(f"Demo users (user name, role, password) and the Open311 client's api_key — also saved to "
+               f"{credentials}:")
     click.echo("\n".join("  " + line for line in lines))

@@ -102,7 +102,9 @@ def load_demo(councils_path: Path = COUNCILS, say=print) -> dict:
     incidents = _incidents()
     say("A patrol with a check-in, and a safety inspection campaign …")
     field = _field_work()
-    return {"created": True, "users": users, "categories": categories, "incidents": incidents, **field}
+    say("An Open311 client app and two citizens' requests …")
+    citizens = _citizens()
+    return {"created": True, "users": users, "categories": categories, "incidents": incidents, **field, **citizens}
 
 
 def _people(streets: list[Region]) -> list[tuple[str, str, str]]:
@@ -274,3 +276,30 @@ def _field_work() -> dict:
     if task_id is not None:
         campaigns.report_nothing_found(_actor(worker), campaign.id, task_id, _demo_photo(), "已逐户排查，未发现隐患")
     return {"patrol_points": len(fixes), "campaign_id": campaign.id}
+
+
+def _citizens() -> dict:
+    """An Open311 client app (its key printed with the demo users) and two citizens' requests
+    through it: one at a point in the first worker's first cell, one with an address only,
+    waiting in the command centre's queue (docs/OPEN311.md)."""
+    from werkzeug.datastructures import MultiDict
+
+    from server.models._base import utcnow
+
+    from . import open311_clients, open311_intake
+
+    app = open311_clients.issue(SYSTEM, {"name": "随手拍（演示）", "contact": None, "rate_per_minute": 60})
+    client = open311_clients.authenticate(app["api_key"], utcnow())
+    worker = db.session.scalar(select(User).where(User.username == "worker1"))
+    point = db.session.execute(text(
+        "SELECT ST_X(ST_PointOnSurface(r.geom)) AS lon, ST_Y(ST_PointOnSurface(r.geom)) AS lat FROM regions r "
+        "JOIN grid_assignments a ON a.region_id = r.id WHERE a.user_id = :w ORDER BY r.id LIMIT 1"),
+        {"w": worker.id}).one()
+    located, _ = open311_intake.submit_request(client, MultiDict({
+        "service_code": "0101", "lat": str(point.lat), "long": str(point.lon), "description": "小区门口垃圾桶满了，没人清",
+        "first_name": "小红", "last_name": "王", "phone": "13800000001"}), utcnow())
+    waiting, _ = open311_intake.submit_request(client, MultiDict({
+        "service_code": "0201", "address_string": "第五街与百老汇交叉口东北角", "attribute[damage]": "broken",
+        "description": "井盖松动，踩上去会晃"}), utcnow())
+    return {"open311_key": app["api_key"], "open311_request_id": located[0]["service_request_id"],
+            "open311_token": waiting[0]["token"]}

@@ -2,7 +2,7 @@
 from sqlalchemy import func, select
 
 from server.domain.permissions import SYSTEM
-from server.models import Campaign, CampaignTask, Incident, Patrol, PatrolCheckin, Region, User
+from server.models import Campaign, CampaignTask, Incident, Open311Request, Patrol, PatrolCheckin, Region, User
 from server.services import regions
 
 
@@ -17,7 +17,8 @@ def test_demo_city_loads_once_with_a_user_for_every_role(app, db, tmp_path):
     roles = set(db.session.scalars(select(User.role)).all())
     assert roles == {"admin", "city", "district", "street", "community", "grid_worker", "department"}
     saved = (tmp_path / "credentials.txt").read_text().splitlines()
-    assert len(saved) == db.session.scalar(select(func.count()).select_from(User))
+    assert len(saved) == db.session.scalar(select(func.count()).select_from(User)) + 1  # and the Open311 key
+    assert saved[-1].split()[:2] == ["open311", "api_key"]
     assert (tmp_path / "credentials.txt").stat().st_mode & 0o777 == 0o600
     community = db.session.scalars(select(Region).where(Region.level == "community").order_by(Region.code)).first()
     assert regions.coverage(SYSTEM, community.id)["summary"]["ok"]
@@ -26,7 +27,10 @@ def test_demo_city_loads_once_with_a_user_for_every_role(app, db, tmp_path):
     assert located.chain[2]["name"] == "Downtown Los Angeles"
 
     statuses = dict(db.session.execute(select(Incident.status, func.count()).group_by(Incident.status)).all())
-    assert sum(statuses.values()) == 48 and {"reported", "accepted", "dispatched", "closed"} <= set(statuses)
+    assert sum(statuses.values()) == 48 + 1 and {"reported", "accepted", "dispatched", "closed"} <= set(statuses)
+    assert db.session.scalar(select(func.count()).where(Incident.source == "open311")) == 1  # a citizen's
+    (waiting,) = db.session.scalars(select(Open311Request).where(Open311Request.incident_id.is_(None))).all()
+    assert waiting.address_string and f"token {waiting.token}" in first.output
     assert "48 demo incidents" in first.output
 
     (patrol,) = db.session.scalars(select(Patrol)).all()
