@@ -2,6 +2,7 @@
 requests that came with an address only."""
 from marshmallow import Schema, fields, validate
 
+from geo.crs import SUPPORTED_CRS
 from schemas.categories import CategoryRefSchema
 from schemas.common import PageSchema
 from schemas.incidents import PointSchema
@@ -54,7 +55,9 @@ class UnlocatedPageSchema(PageSchema):
 
 
 class UnlocatedPlaceSchema(Schema):
-    location = fields.Nested(PointSchema, required=True, metadata={"description": "WGS84 [longitude, latitude]"})
+    location = fields.Nested(PointSchema, required=True, metadata={"description": "[longitude, latitude] in `crs`"})
+    crs = fields.String(load_default="wgs84", validate=validate.OneOf(SUPPORTED_CRS),
+                        metadata={"description": "wgs84, or gcj02/bd09 when placed on a Chinese basemap"})
     address = Trimmed(load_default=None, allow_none=True, validate=validate.Length(max=300),
                       metadata={"description": "The address as placed (default: the citizen's)"})
 

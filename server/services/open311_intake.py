@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import func, select, text, update
 
+from geo import crs as geo_crs
 from geo.geometry import GeometryError, parse_point
 from server.domain.categories import clean_attribute_values
 from server.domain.open311 import NOTICE_UNLOCATED, UPDATE_STATUSES
@@ -372,6 +373,8 @@ def place(actor: Actor, request_id: int, data: dict) -> dict:
     except GeometryError as exc:
         db.session.rollback()
         raise InvalidInput(exc.code, exc.message, errors={"location": [exc.message]}) from None
+    if data.get("crs", "wgs84") != "wgs84":
+        lon, lat = geo_crs.to_wgs84(lon, lat, data["crs"])
     cell = regions.cell_at(lon, lat, "/")
     if cell is None:
         db.session.rollback()

@@ -1,7 +1,8 @@
 // The street office's map (docs/MAP.md): the region tree as the basemap, cells coloured by
 // their cases' lights, incidents and clusters from /api/v1/map/tiles, the overdue and
 // supervised cases beside it, an incident's detail and timeline, live through
-// /api/v1/map/stream; an inspection campaign's progress per cell from its cells.geojson.
+// /api/v1/map/stream; an inspection campaign's progress per cell from its cells.geojson; for the
+// city's command centre, citizens' requests sent with an address only, to place on the map.
 // Everything comes from this server: no basemap, no CDN.
 "use strict";
 
@@ -16,6 +17,8 @@ const TEXT = {
     accept: "立案", verify: "核查结案", dispatch: "派遣", dispatch_to: "派遣给", note: "说明",
     worker: "网格员", department: "部门", hotspots: "风险点", hotspot_reports: "近期上报", usual: "以往",
     campaign: "排查", no_campaign: "排查：不显示", done: "已完成", deadline: "截止",
+    unlocated: "待定位市民上报", place: "在地图上定位", dismiss: "不予受理", place_here: "定位到此处",
+    click_map: "请在地图上点击事发位置", dismiss_reason: "不予受理的理由", received: "收到", via: "来自",
   },
   en: {
     title: "Fengqiao · grid map", username: "User name", password: "Password", signin: "Sign in",
@@ -28,6 +31,9 @@ const TEXT = {
     dispatch: "Dispatch", dispatch_to: "Dispatch to", note: "Note", worker: "Grid worker",
     department: "Department", hotspots: "Hotspots", hotspot_reports: "Reports lately", usual: "usually",
     campaign: "Inspection", no_campaign: "Inspection: none shown", done: "done", deadline: "due",
+    unlocated: "Citizens' requests to place", place: "Place on the map", dismiss: "Dismiss",
+    place_here: "Place it here", click_map: "Click the map where it is", dismiss_reason: "Why is it dismissed?",
+    received: "Received", via: "via",
   },
 };
 const LIGHT_COLOURS = ["match", ["get", "light"], "red", "#d73027", "yellow", "#fdae61", "green", "#1a9850", "#d9d9d9"];
@@ -220,6 +226,7 @@ function buildMap(scope, config) {
       `${escapeHtml(lang === "zh" ? p.label : p.label_en)}`).addTo(map);
   });
   map.on("click", "regions", (e) => {
+    if (placing) return;
     if (map.queryRenderedFeatures(e.point, { layers: ["incidents", "clusters", "campaign-cells"] }).length) return;
     const p = e.features[0].properties;
     new maplibregl.Popup().setLngLat(e.lngLat).setHTML(
@@ -239,6 +246,7 @@ function buildMap(scope, config) {
       `${escapeHtml(lang === "zh" ? group.name : group.name_en)} · ${t("hotspot_reports")} ${p.reports}` +
       ` (${t("usual")} ${p.baseline_mean}) · p = ${Number(p.p_value).toPrecision(2)}`).addTo(map);
   });
+  map.on("click", (e) => { if (placing) offerPlace(e.lngLat); });
   map.on("load", shiftToBasemap);
   map.on("moveend", shiftToBasemap);
   window.fengqiaoMap = map; // for the browser test: the rendered features
@@ -455,6 +463,92 @@ function drawCampaignLegend() {
   }));
 }
 
+// Citizens' requests that came through Open311 with an address only (docs/OPEN311.md): the
+// city's command centre reads the address, clicks the spot on the map and the case is opened
+// in the grid cell there; or dismisses the request. The click is in the basemap's
+// coordinates (GCJ-02 on a Chinese basemap), sent with its crs.
+let placing = null;
+let placePopup = null;
+async function loadUnlocated(me) {
+  if (!["admin", "city"].includes(me.role)) return;
+  await refreshUnlocated();
+}
+
+async function refreshUnlocated() {
+  const page = await api("/api/v1/open311/unlocated?page_size=50");
+  $("unlocated").hidden = false;
+  $("unlocated-list").replaceChildren(...page.items.map(unlocatedItem));
+  if (!page.items.length) $("unlocated-list").innerHTML = `<li>${t("empty")}</li>`;
+}
+
+function unlocatedItem(request) {
+  const li = document.createElement("li");
+  li.dataset.id = request.id;
+  li.innerHTML = `<b>${escapeHtml(lang === "zh" ? request.category.name : request.category.name_en)}</b> · ` +
+    `${escapeHtml(request.address_string)}<p>${escapeHtml(request.description || "")}</p>` +
+    `<small>${t("received")} ${when(request.received_at)} · ${t("via")} ${escapeHtml(request.client)}</small><br>`;
+  const place = document.createElement("button");
+  place.type = "button";
+  place.className = "place";
+  place.textContent = t("place");
+  place.addEventListener("click", () => startPlacing(request, li));
+  const dismiss = document.createElement("button");
+  dismiss.type = "button";
+  dismiss.className = "dismiss";
+  dismiss.textContent = t("dismiss");
+  dismiss.addEventListener("click", async () => {
+    const reason = prompt(t("dismiss_reason"));
+    if (!reason) return;
+    try {
+      await api(`/api/v1/open311/unlocated/${request.id}/dismiss`, { method: "POST",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify({ reason }) });
+    } catch (error) { alert(error.message); }
+    stopPlacing();
+    refreshUnlocated();
+  });
+  li.append(place, dismiss);
+  return li;
+}
+
+function startPlacing(request, li) {
+  placing = request;
+  document.querySelectorAll("#unlocated-list li").forEach((item) => item.classList.toggle("placing", item === li));
+  $("unlocated-hint").textContent = `${t("click_map")}: ${request.address_string}`;
+  map.getCanvas().style.cursor = "crosshair";
+}
+
+function stopPlacing() {
+  placing = null;
+  if (placePopup) placePopup.remove();
+  $("unlocated-hint").textContent = "";
+  document.querySelectorAll("#unlocated-list li.placing").forEach((item) => item.classList.remove("placing"));
+  if (map) map.getCanvas().style.cursor = "";
+}
+
+function offerPlace(lngLat) {
+  const request = placing;
+  if (placePopup) placePopup.remove();
+  const box = document.createElement("div");
+  box.innerHTML = `<strong>${escapeHtml(request.address_string)}</strong><br>`;
+  const confirm = document.createElement("button");
+  confirm.type = "button";
+  confirm.id = "place-here";
+  confirm.textContent = t("place_here");
+  confirm.addEventListener("click", async () => {
+    try {
+      const placed = await api(`/api/v1/open311/unlocated/${request.id}/place`, { method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ location: { type: "Point", coordinates: [lngLat.lng, lngLat.lat] }, crs: basemapCrs }) });
+      stopPlacing();
+      await refreshUnlocated();
+      refreshTiles();
+      showIncident(placed.incident_id);
+    } catch (error) { $("unlocated-hint").textContent = error.message; }
+  });
+  box.append(confirm);
+  placePopup = new maplibregl.Popup().setLngLat(lngLat).setDOMContent(box).addTo(map);
+}
+
 async function loadCategories() {
   const page = await api("/api/v1/categories?page_size=500");
   const select = $("f-category");
@@ -520,7 +614,7 @@ async function start() {
       api("/api/v1/map/config")]);
     if (map) map.remove();
     buildMap(scope, config);
-    await Promise.all([loadCategories(), loadLists(), loadHotspots(me), loadCampaigns(me)]);
+    await Promise.all([loadCategories(), loadLists(), loadHotspots(me), loadCampaigns(me), loadUnlocated(me)]);
     follow(null);
   } catch (error) {
     $("login-error").textContent = error.message;
@@ -538,6 +632,7 @@ document.addEventListener("DOMContentLoaded", () => {
     loadCategories();
     loadLists();
     drawCampaignLegend();
+    if (!$("unlocated").hidden) refreshUnlocated();
     if (map) drawLabels();
   });
   $("f-campaign").addEventListener("change", () => showCampaign().catch((error) => alert(error.message)));
