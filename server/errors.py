@@ -5,13 +5,16 @@ Every error leaves the API as::
     {"code": "region.not_found", "status": 404, "message": "…", "errors": {…}}
 
 ``code`` is stable and meant for programs; ``message`` is for people and may change.
-Services raise ``DomainError`` subclasses; views never catch them.
+Services raise ``DomainError`` subclasses; views never catch them. A part of the site that
+speaks a standard of its own (Open311, under /open311/) registers the writer of its errors
+with ``answer_errors_under``; the handlers here serve it too.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -120,13 +123,32 @@ def _field_errors(exc: HTTPException) -> dict | None:
     return messages
 
 
+# Parts of the site that answer errors in their own format (Open311's error list): path
+# prefix → writer(status, message, headers) of the response.
+_OTHER_FORMATS: dict[str, Callable[[int, str, dict], Response]] = {}
+
+
+def answer_errors_under(prefix: str, writer: Callable[[int, str, dict], Response]) -> None:
+    """Every error of a request whose path starts with ``prefix`` is written by ``writer``
+    (from the routing's 404 and 405 to a database refusal and a 500)."""
+    _OTHER_FORMATS[prefix] = writer
+
+
+def _error_response(status: int, code: str, message: str, errors: dict | None = None,
+                    headers: dict | None = None) -> Response:
+    for prefix, writer in _OTHER_FORMATS.items():
+        if request.path.startswith(prefix):
+            return writer(status, message, headers or {})
+    response = jsonify(error_body(status, code, message, errors))
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
-        response = jsonify(error_body(exc.status, exc.code, exc.message, exc.errors))
-        response.status_code = exc.status
-        response.headers.update(exc.headers)
-        return response
+        return _error_response(exc.status, exc.code, exc.message, exc.errors, exc.headers)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -140,12 +162,8 @@ def register_error_handlers(app: Flask) -> None:
             # webargs reports an unparseable JSON body as a 400 with this shape
             code = "request.malformed_json"
             message = "The request body is not valid JSON."
-        response = jsonify(error_body(status, code, message, errors))
-        response.status_code = status
-        for name, value in exc.get_headers():
-            if name.lower() != "content-type":
-                response.headers[name] = value
-        return response
+        headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
+        return _error_response(status, code, message, errors, headers)
 
     @app.errorhandler(DBAPIError)
     def database_error(exc: DBAPIError):
@@ -153,23 +171,16 @@ def register_error_handlers(app: Flask) -> None:
             # A value the schemas let through but the column refuses (too long after
             # normalisation, out of range): the client's input, so 422, never 500.
             log.warning("database refused a value: %s", exc.orig)
-            response = jsonify(error_body(422, "request.invalid_value", "A value is too long or out of range."))
-            response.status_code = 422
-            return response
+            return _error_response(422, "request.invalid_value", "A value is too long or out of range.")
         if exc.connection_invalidated or isinstance(exc, OperationalError):
             # The database restarted or is unreachable: SQLAlchemy has invalidated the
             # pool; the client may simply retry.
             log.warning("database unavailable: %s", exc.orig)
-            response = jsonify(error_body(503, "service.database_unavailable",
-                                          "The database is unavailable; retry in a moment."))
-            response.status_code = 503
-            response.headers["Retry-After"] = "1"
-            return response
+            return _error_response(503, "service.database_unavailable",
+                                   "The database is unavailable; retry in a moment.", headers={"Retry-After": "1"})
         return unexpected(exc)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error")
-        response = jsonify(error_body(500, "internal", "Internal error; it has been logged."))
-        response.status_code = 500
-        return response
+        return _error_response(500, "internal", "Internal error; it has been logged.")

@@ -4,6 +4,7 @@ from flask import Flask
 from flask_smorest import Api
 
 from server.auth import BEARER_SCHEME
+from server.errors import answer_errors_under
 
 from .common import DateConverter, IdConverter, date_parameter_schema, id_parameter_schema
 
@@ -21,6 +22,7 @@ def register_blueprints(app: Flask, api: Api) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(web.bp)
     app.register_blueprint(open311.bp)
+    answer_errors_under("/open311/", open311.error_response)
     for module in _resources():
         api.register_blueprint(module.blp, url_prefix="/api/v1" + (module.blp.url_prefix or ""))
 

@@ -1,14 +1,11 @@
 """Open311 GeoReport v2 at /open311/v2/ (docs/OPEN311.md): thin routes over
 server/services/open311.py (reads), open311_intake.py (what clients post) and
 open311_clients.py (keys and rate), written as JSON or XML by the URL's suffix (none: XML).
-Every failure, even one found before the view runs (a body too large, not a form), is the
-spec's error list."""
+Every failure, even one found before or outside the views (a body too large, not a form, an
+unknown path or method), is the spec's error list: server/errors.py asks ``error_response``."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
-from werkzeug.exceptions import HTTPException
-
-from server.errors import DomainError
 from server.models._base import utcnow
 from server.open311 import wire
 from server.services import open311 as service
@@ -42,18 +39,11 @@ def _answer(fmt: str, produce, **shape) -> Response:
         return wire.error(fmt, failure)
 
 
-def _url_format() -> str:
-    return _split(request.path.rsplit("/", 1)[-1])[1]
-
-
-@bp.errorhandler(DomainError)
-def _domain_error(exc: DomainError):
-    return wire.error(_url_format(), wire.Open311Error(exc.status, exc.message, headers=exc.headers))
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
-    return wire.error(_url_format(), wire.Open311Error(exc.code or 400, exc.description or exc.name))
+def error_response(status: int, message: str, headers: dict) -> Response:
+    """Any error under /open311/ as the spec's list, in the URL's format (server/errors.py):
+    a refused value is the spec's 400."""
+    fmt = _split(request.path.rstrip("/").rsplit("/", 1)[-1])[1]
+    return wire.error(fmt, wire.Open311Error(400 if status == 422 else status, message, headers=headers))
 
 
 @bp.get("/<name>")

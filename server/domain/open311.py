@@ -1,5 +1,11 @@
 """How a case reads to a citizen through Open311 (docs/OPEN311.md): pure rules, no I/O.
 
+What is public: cases of public categories. Those of a personal kind (a dispute, a request
+for a public service: 纠纷, 民生服务) are never listed and, read by their number, show only
+their service, status and times. Of the others, what a citizen sent through Open311 is shown
+as sent (point, address, description, media); a case staff reported shows its point to
+about 100 m and no address or description, which may name a home or a person.
+
 Open311 knows two statuses, ``open`` and ``closed``; mySociety's updates know a few more
 (``FIXED``, ``DUPLICATE`` …). A case's timeline becomes the citizen's updates: only the
 steps below, each with its public label and, for the steps that answer the citizen (the
@@ -30,6 +36,10 @@ PUBLIC_ACTIONS = {
 }
 # Steps whose note is written for the citizen to read.
 NOTE_ACTIONS = frozenset({"reject", "resolve", "resolve_on_spot", "verify"})
+# Kinds of category whose cases concern a person: never listed, nothing but status by number.
+PERSONAL_KINDS = frozenset({"dispute", "service"})
+# Decimals of a staff-reported case's point (3: about 100 m); a citizen's is given as sent.
+STAFF_POINT_DECIMALS = 3
 # Statuses a client may send with a citizen's update (the extension's, upper case).
 UPDATE_STATUSES = frozenset(PUBLIC_ACTIONS.values()) | {"OPEN", "CLOSED"}
 

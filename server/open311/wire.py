@@ -10,12 +10,20 @@ Times are ISO 8601 with their zone (the city's).
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from xml.etree import ElementTree
 
 from flask import Response
 
 FORMATS = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
+# What XML 1.0 cannot carry (control characters but tab and line ends, surrogates, U+FFFE/F).
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> bool:
+    """Can ``text`` be written in XML 1.0 as it is?"""
+    return NOT_XML.search(text) is None
 
 
 class Open311Error(Exception):
@@ -43,7 +51,7 @@ def _text(value) -> str | None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return NOT_XML.sub("\ufffd", str(value))  # a staff note may hold one: never an unreadable feed
 
 
 def _element(parent: ElementTree.Element, name: str, value, item_names: dict[str, str]) -> None:

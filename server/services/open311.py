@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import aliased
 
 from server.domain.incidents import STATES
-from server.domain.open311 import PUBLIC_ACTIONS, request_status, step_text
+from server.domain.open311 import PERSONAL_KINDS, PUBLIC_ACTIONS, STAFF_POINT_DECIMALS, request_status, step_text
 from server.domain.territory import LEVEL_LABELS
 from server.extensions import db
 from server.models import Category, Open311Request
@@ -105,7 +105,7 @@ MAX_REQUESTS = 1000
 MAX_SPAN = timedelta(days=90)
 _REQUESTS_SQL = """
 SELECT i.id, i.status, i.level, i.source, i.description, i.address, i.reported_at, i.updated_at, i.due_at,
-       i.merged_into_id, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, c.code, c.name, c.name_en, q.media_url,
+       i.merged_into_id, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, c.code, c.name, c.name_en, c.kind, q.media_url,
        step.action AS step_action, step.note AS step_note,
        dep.name AS dep_name, dep.name_en AS dep_name_en, agency.name AS agency_name, agency.name_en AS agency_name_en,
        agency.level AS agency_level
@@ -129,9 +129,10 @@ LIMIT :limit OFFSET :offset
 
 
 def _request_view(row, english: bool) -> dict:
-    """One incident as an Open311 request: public fields only (never contact, names or
-    internal notes; the description only when a citizen wrote it)."""
+    """One incident as an Open311 request: public fields only, never contact or names
+    (server/domain/open311.py says what else each kind of case shows)."""
     status = request_status(row.status)
+    personal, citizens = row.kind in PERSONAL_KINDS, row.source == "open311" and row.kind not in PERSONAL_KINDS
     if row.dep_name:
         agency = row.dep_name_en if english and row.dep_name_en else row.dep_name
     elif row.agency_name:
@@ -140,23 +141,29 @@ def _request_view(row, english: bool) -> dict:
         agency = f"{name} ({en})" if english else f"{name}（{zh}）"
     else:
         agency = None
-    notes = step_text(row.step_action, row.step_note, english, merged_into=row.merged_into_id) \
-        if row.step_action else None
+    notes = step_text(row.step_action, None if personal else row.step_note, english,
+                      merged_into=row.merged_into_id) if row.step_action else None
+    decimals = 7 if citizens else STAFF_POINT_DECIMALS
     return {
         "service_request_id": str(row.id), "status": status, "status_notes": notes,
         "service_name": row.name_en if english and row.name_en else row.name, "service_code": row.code,
-        "description": row.description or None if row.source == "open311" else None,
+        "description": (row.description or None) if citizens else None,
         "agency_responsible": agency, "service_notice": None,
         "requested_datetime": _local(row.reported_at), "updated_datetime": _local(row.updated_at),
         "expected_datetime": _local(row.due_at) if status == "open" else None,
-        "address": row.address, "address_id": None, "zipcode": None,
-        "lat": round(row.lat, 7), "long": round(row.lon, 7), "media_url": row.media_url,
+        "address": row.address if citizens else None, "address_id": None, "zipcode": None,
+        "lat": None if personal else round(row.lat, decimals), "long": None if personal else round(row.lon, decimals),
+        "media_url": row.media_url if citizens else None,
     }
 
 
-def _read(where: str, params: dict, english: bool, limit: int, offset: int = 0) -> list[dict]:
+def _read(where: str, params: dict, english: bool, limit: int, offset: int = 0, *, listed: bool = True) -> list[dict]:
+    """The requests matching ``where``; ``listed``: only those a list may show (no personal kind)."""
+    if listed:
+        where += " AND c.kind <> ALL(:personal)"
     rows = db.session.execute(text(_REQUESTS_SQL.format(where=where)), {
-        **params, "public_actions": list(PUBLIC_ACTIONS), "limit": limit, "offset": offset}).all()
+        **params, "public_actions": list(PUBLIC_ACTIONS), "personal": sorted(PERSONAL_KINDS), "limit": limit,
+        "offset": offset}).all()
     return [_request_view(row, english) for row in rows]
 
 
@@ -168,6 +175,8 @@ def _when(args, name: str) -> datetime | None:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
         raise Open311Error(400, f"{name} must be ISO 8601, e.g. 2026-11-24T00:00:00+08:00.") from None
+    if not 1900 <= moment.year <= 2999:  # nothing is older; and year 1 or 9999 overflow with a span or offset
+        raise Open311Error(400, f"{name} must be between the years 1900 and 2999.")
     if moment.utcoffset() is None:  # no zone: the city's
         moment = moment.replace(tzinfo=ZoneInfo(current_app.config["TIMEZONE"]))
     return moment
@@ -222,7 +231,7 @@ def list_requests(args, english: bool, now: datetime) -> list[dict]:
         ids = [part.strip() for part in args["service_request_id"].split(",") if part.strip()]
         if not ids or len(ids) > MAX_REQUESTS or not all(map(request_number, ids)):
             raise Open311Error(400, "service_request_id is a comma-separated list of up to 1,000 request numbers.")
-        return _read("i.id = ANY(:ids)", {"ids": [int(part) for part in ids]}, english, MAX_REQUESTS)
+        return _read("i.id = ANY(:ids)", {"ids": [int(part) for part in ids]}, english, MAX_REQUESTS, listed=False)
     problems = []
     where, params = ["i.reported_at >= :start", "i.reported_at <= :end"], {}
     try:
@@ -247,7 +256,7 @@ def list_requests(args, english: bool, now: datetime) -> list[dict]:
 
 def get_request(request_id: str, english: bool) -> list[dict]:
     """``GET requests/{id}``: the request as a list of one. Errors: 404."""
-    found = _read("i.id = :id", {"id": int(request_id)}, english, 1) \
+    found = _read("i.id = :id", {"id": int(request_id)}, english, 1, listed=False) \
         if request_number(request_id) else []
     if not found:
         raise Open311Error(404, f"There is no request {request_id[:40]!r}.")
@@ -273,7 +282,7 @@ SELECT e.id, e.incident_id, e.action, e.note, e.at, i.merged_into_id
 FROM incident_events e
 JOIN incidents i ON i.id = e.incident_id
 JOIN categories c ON c.id = i.category_id AND c.public
-WHERE e.at >= :start AND e.at <= :end AND e.action = ANY(:actions) {more}
+WHERE e.at >= :start AND e.at <= :end AND e.action = ANY(:actions) AND c.kind <> ALL(:personal) {more}
 ORDER BY e.at, e.id
 LIMIT :limit OFFSET :offset
 """
@@ -302,6 +311,7 @@ def list_updates(args, english: bool, now: datetime) -> list[dict]:
         raise Open311Error(400, problems)
     rows = db.session.execute(text(_UPDATES_SQL.format(more=more)), {
         **params, "start": start, "end": end, "actions": [a for a in PUBLIC_ACTIONS if a != "report"],
+        "personal": sorted(PERSONAL_KINDS),
         "limit": size, "offset": offset}).all()
     return [{"update_id": str(row.id), "service_request_id": str(row.incident_id),
              "status": PUBLIC_ACTIONS[row.action],

@@ -33,7 +33,7 @@ from server.errors import Conflict, InvalidInput, NotFound
 from server.extensions import db
 from server.models import Category, Incident, IncidentEvent, Open311Client, Open311Request, Open311Update, User
 from server.models._base import utcnow
-from server.open311.wire import Open311Error
+from server.open311.wire import Open311Error, xml_safe
 
 from . import incidents, notify, regions
 from .access import TERRITORY, require
@@ -42,6 +42,7 @@ from .pagination import Page
 
 RETRY_WINDOW = timedelta(hours=24)
 MAX_DESCRIPTION = 4000
+MAX_NAME = 100  # the incident's contact_name
 _PHONE = re.compile(r"^\+?[0-9 -]{3,31}$")
 _ATTRIBUTE = re.compile(r"^attribute\[([^\]]{1,64})\](\[\])?$")
 # Fields a request may carry and their longest length (the contact ones are not stored but hashed).
@@ -66,16 +67,19 @@ def _fields(form, limits: dict[str, int], problems: list[str]) -> dict[str, str 
         value = values[0].strip() if values else ""
         if len(value) > limit:
             problems.append(f"{name} is longer than {limit} characters.")
-        elif any(ord(ch) < 32 and ch not in "\t\r\n" for ch in value):
-            problems.append(f"{name} holds control characters.")
+        elif not xml_safe(value):
+            problems.append(f"{name} holds control or non-characters.")
         found[name] = value or None
     return found
 
 
 def _media_url(value: str | None, problems: list[str]) -> None:
     if value is not None:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # an unclosed [IPv6] host
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             problems.append("media_url must be an http or https URL.")
 
 
@@ -90,6 +94,8 @@ def _contact(fields: dict, problems: list[str]) -> tuple[str | None, str | None]
         name = f"{last}{first}" if not (first + last).isascii() else f"{first} {last}"
     else:
         name = first or last
+    if name and len(name) > MAX_NAME:
+        problems.append(f"first_name and last_name together are longer than {MAX_NAME - 1} characters.")
     return name, fields["phone"]
 
 
@@ -109,20 +115,24 @@ def _attribute_values(form, category: Category, problems: list[str]) -> dict:
     """``attribute[code]`` fields (repeated, or ``attribute[code][]``, for a multivaluelist)
     cleaned by the category's definitions."""
     definitions = {d["code"]: d for d in category.attributes}
-    raw: dict = {}
+    sent: dict[str, list[str]] = {}
     for key in form.keys():
         match = _ATTRIBUTE.match(key)
-        if match is None:
+        if match is not None:
+            sent.setdefault(match.group(1), []).extend(v.strip() for v in form.getlist(key))
+    raw: dict = {}
+    for code, values in sent.items():
+        if not xml_safe(code) or not all(map(xml_safe, values)):
+            problems.append(f"attribute[{code!r}] holds control or non-characters.")
             continue
-        code, values = match.group(1), [v.strip() for v in form.getlist(key)]
         definition = definitions.get(code)
         if definition is None or definition["datatype"] == "multivaluelist":
-            raw[code] = raw.get(code, []) + [v for v in values if v]
+            raw[code] = [v for v in values if v]
         elif len(values) > 1:
             problems.append(f"attribute[{code}] takes one value.")
         elif definition["datatype"] == "number" and values[0]:
             try:
-                raw[code] = int(values[0]) if re.fullmatch(r"[+-]?\d{1,15}", values[0]) else float(values[0])
+                raw[code] = int(values[0]) if re.fullmatch(r"[+-]?[0-9]{1,15}", values[0]) else float(values[0])
             except ValueError:
                 raw[code] = values[0]  # reported as not a number below
         else:
@@ -252,8 +262,8 @@ def _tell_operators(row: Open311Request, category: Category, now: datetime) -> N
 # ---------------------------------------------------------------- POST servicerequestupdates
 
 def submit_update(client: Open311Client, form, now: datetime) -> tuple[list[dict], bool]:
-    """A citizen's update to a request (mySociety's extension): a ``citizen_update`` event on
-    the incident's timeline and a message to its supervisors. The same ``update_id`` from the
+    """A citizen's update to a request sent through Open311 (mySociety's extension): a
+    ``citizen_update`` event on the incident's timeline and a message to its supervisors. The same ``update_id`` from the
     same client is the same update (its first answer); with other content, 400. Errors: 400,
     404 (no such request)."""
     problems: list[str] = []
@@ -288,10 +298,10 @@ def submit_update(client: Open311Client, form, now: datetime) -> tuple[list[dict
             raise Open311Error(400, f"update_id {fields['update_id']!r} was already sent with other content.")
         return _in_order(earlier.answer), False
     incident = db.session.scalar(select(Incident).join(Category, Category.id == Incident.category_id).where(
-        Incident.id == int(incident_id), Category.public))
-    if incident is None:
+        Incident.id == int(incident_id), Incident.source == "open311", Category.public))
+    if incident is None:  # only a request that came through Open311 takes citizens' updates
         db.session.rollback()
-        raise Open311Error(404, f"There is no request {incident_id}.")
+        raise Open311Error(404, f"There is no request {incident_id} sent through Open311.")
     note = fields["description"] or ""
     if status != "OPEN":
         note = f"[{status}] {note}".strip()
