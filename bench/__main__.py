@@ -3,10 +3,11 @@ reporting through the API against their raw SQL, the escalation sweep and push d
 against set-based SQL and plain HTTP, the map's vector tiles against tipg, and a quarter's
 evaluation figures against the SQL that reads the quarter's timeline, GPS ingest through the
 API against plain SQL inserts and a day's patrol coverage against one plain buffer-and-
-intersect statement, in the same run, and write docs/BENCHMARKS.md.
+intersect statement, and Open311's reads and writes against plain SQL of the same rows, in the
+same run, and write docs/BENCHMARKS.md.
 
-    python -m bench [--only locate,report,escalation,tiles,stats,gps,coverage] [--rebuild] [--duration 15] [--warmup 3]
-                    [--concurrency 1,4] ...
+    python -m bench [--only locate,report,escalation,tiles,stats,gps,coverage,open311] [--rebuild]
+                    [--duration 15] [--warmup 3] [--concurrency 1,4] ...
 
 The database is ``BENCH_DATABASE_URL`` or the embedded cluster's ``fengqiao_bench``.
 """
@@ -22,11 +23,11 @@ from server import create_app
 from server.config import embedded_database_url
 
 from . import (
-    dataset, escalationbench, httpbench, machine, patrolbench, report, reportbench, say, sqlbench, statsbench,
-    tilebench,
+    dataset, escalationbench, httpbench, machine, open311bench, patrolbench, report, reportbench, say, sqlbench,
+    statsbench, tilebench,
 )
 
-SECTIONS = ("locate", "report", "escalation", "tiles", "stats", "gps", "coverage")
+SECTIONS = ("locate", "report", "escalation", "tiles", "stats", "gps", "coverage", "open311")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,9 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread keeps connections alive)")
     p.add_argument("--threads", type=int, default=2, help="threads per gthread worker")
     p.add_argument("--only", default=",".join(SECTIONS),
-                   help="comma-separated benchmarks to run (locate, report, escalation, tiles, stats, gps, coverage); the "
-                        "others' last "
-                        "results stay in the doc")
+                   help="comma-separated benchmarks to run (locate, report, escalation, tiles, stats, gps, coverage, "
+                        "open311); the others' last results stay in the doc")
     p.add_argument("--retry-share", type=float, default=0.05,
                    help="report: share of requests that re-send an earlier report byte for byte (a client retry)")
     p.add_argument("--escalation-incidents", type=int, default=escalationbench.INCIDENTS,
@@ -183,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         results["stats"] = statsbench.measure(app, url, dsn, data.city_id, args)
     if "gps" in args.only or "coverage" in args.only:  # their own patrols and points: nothing of the others'
         results.update(patrolbench.measure(app, url, dsn, data.city_id, args, args.only))
+    if "open311" in args.only:  # its writes and the peer's are deleted afterwards: the others' fixtures stay
+        results["open311"] = open311bench.measure(app, url, dsn, data.city_id, args)
     report.write_json(results)
     if not args.no_doc:
         report.write_doc(results)

@@ -22,6 +22,7 @@ ESCALATION_KEYS = ("escalation",)
 TILES_KEYS = ("tiles",)
 STATS_KEYS = ("stats",)
 FIELD_KEYS = ("gps", "coverage")  # each its own benchmark
+OPEN311_KEYS = ("open311",)
 
 
 def locate_ratios(raw: list[dict], api: list[dict]) -> list[dict]:
@@ -60,6 +61,8 @@ def carried_over(running: list[str]) -> dict:
     if "stats" not in running and "stats" in last:
         kept.update({k: last[k] for k in STATS_KEYS})
     kept.update({k: last[k] for k in FIELD_KEYS if k not in running and k in last})
+    if "open311" not in running and "open311" in last:
+        kept.update({k: last[k] for k in OPEN311_KEYS})
     return kept
 
 
@@ -593,6 +596,133 @@ def _coverage_section(c: dict) -> list[str]:
         "- *peer* (`bench/patrolbench.py: PEER_SQL`):", "", "```sql", c["peer_sql"], "```", ""]
 
 
+def _open311_run_row(r: dict) -> list:
+    others = {s: n for s, n in r["statuses"].items() if not (s.isdigit() and 200 <= int(s) < 300)}
+    answered = ", ".join(f"{s}: {n:,}" for s, n in r["statuses"].items())
+    return [r["side"], r["client"], r["concurrency"], f"{r['requests']:,}", f"{r['rps']:,.1f}", f"{r['mean_ms']:.1f}",
+            f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r['p99_ms']:.1f}",
+            answered if others or r["client"] != "psycopg" else f"{r['requests']:,} ok"]
+
+
+def _open311_ratio_rows(ratios: list[dict], columns: list[tuple[str, str]]) -> list[list]:
+    by = {(r["side"], r["peer"], r["concurrency"]): r for r in ratios}
+    rows = []
+    for c in sorted({r["concurrency"] for r in ratios}):
+        row = [c]
+        for side, peer in columns:
+            r = by.get((side, peer, c))
+            row.append("—" if r is None else f"{r['throughput_ratio']:.3f} ({r['p50_ratio']:.1f}×)")
+        rows.append(row)
+    return rows
+
+
+def _open311_profile(p: dict, what: str) -> list[str]:
+    spots = "; ".join(f"{s['what']} {100 * s['share']:.0f} %" for s in p["spots"])
+    top = ", ".join(f"`{t['function']}` {100 * t['share']:.0f} %" for t in p["top_own"][:6])
+    return [f"- {what}: `{p['method']} {p['path']}` {p['calls']} times through the app's test client under cProfile "
+            f"({p['ms_per_call']:.1f} ms a call with the profiler, {p['statements_per_call']:.1f} SQL statements and "
+            f"{p['commits_per_call']:.1f} commits a call; `{p['file']}`). Shares of the profiled time (cumulative, "
+            f"nested): {spots}. Most own time: {top}."]
+
+
+def _open311_split(o: dict) -> list[str]:
+    """A read and a write at C=1, split: the statement's own time, the rest (app, HTTP)."""
+    reads = {(r["side"], r["concurrency"]): r for r in o["reads"]}
+    writes = {(r["side"], r["concurrency"]): r for r in o["writes"]}
+    c = min(r["concurrency"] for r in o["reads"])
+    api, xml, ours, peer = (reads.get((side, c)) for side in ("api json", "api xml", "statement", "peer"))
+    lines = []
+    if api and ours and peer:
+        lines.append(f"- A GET at C={c}: p50 {api['p50_ms']:.1f} ms (XML {xml['p50_ms']:.1f} ms) against the "
+                     f"peer's {peer['p50_ms']:.1f} ms. The service's statement alone takes {ours['p50_ms']:.1f} ms "
+                     f"({ours['p50_ms'] / peer['p50_ms']:.1f}× the peer: its laterals and joins); the other "
+                     f"{api['p50_ms'] - ours['p50_ms']:.1f} ms are the app's Python and HTTP — turning 1,000 rows into "
+                     "Open311's dicts and text and writing them (the profile below).")
+    post, wpeer = writes.get(("api", c)), writes.get(("peer", c))
+    if post and wpeer:
+        lines.append(f"- A POST at C={c}: p50 {post['p50_ms']:.1f} ms against the peer's {wpeer['p50_ms']:.2f} ms"
+                     + (f"; in process it runs {o['profiles']['write']['statements_per_call']:.0f} SQL statements and "
+                        f"{o['profiles']['write']['commits_per_call']:.0f} commits where the peer runs one statement "
+                        "and one commit" if "write" in o.get("profiles", {}) else "") + ".")
+    return lines
+
+
+def _open311_section(o: dict) -> list[str]:
+    s, k, st, plan = o["settings"], o["checks"], o["stored"], o["explain"]
+    writes = [_open311_run_row(r) for r in o["writes"] + o["retries"]]
+    reads = [_open311_run_row(r) for r in o["reads"]]
+    header = ["side", "client", "C", "requests", "req/s", "mean ms", "p50 ms", "p95 ms", "p99 ms", "answers"]
+    failures = [f"- {r['side']} at C={r['concurrency']}: {status} ×{r['statuses'].get(status, 0):,}, first body "
+                f"`{body}`" for r in o["writes"] + o["retries"] + o["reads"] for status, body in r["non_2xx"].items()]
+    retries = "; ".join(f"C={r['concurrency']}: {r['same_bytes']:,} of {r['same_bytes'] + r['other_bytes']:,} "
+                        "(warm-up included) answered with the first answer's very bytes" for r in o["retries"])
+    sources = ", ".join(f"{x['rows']:,} of source `{x['source']}` ({x['with_timeline']:,} with a timeline)"
+                        for x in k.get("sources", []))
+    per_row = "; ".join(f"{n['node']} ×{n['loops']:,}: {n['ms']:.0f} ms" for n in plan["per_row"])
+    workers = "".join(f" The planner runs the scan under a {w['node']} with {w['launched']} parallel workers, whose "
+                      f"first row comes after {w['first_row_ms']:.1f} ms." for w in plan["workers"])
+    code = o.get("code") or {}
+    measured_code = "" if not code.get("commit") else (
+        f" The server code measured: commit `{code['commit']}`"
+        + (f" with uncommitted changes in {len(code['changed'])} files of `server/` and `migrations/`"
+           if code.get("changed") else "") + ".")
+    lines = [
+        f"### Open311 GeoReport v2: reads and writes against plain SQL (measured {o['measured_at']})", "",
+        f"{s['duration_s']} s per run after {s['warmup_s']} s of warm-up, each side at each concurrency C in turn; "
+        "the tables written are ANALYZEd between the writes and the reads (as autovacuum would). "
+        f"Server: {o['server']['workers']} gunicorn workers, {_server_kind(o['server'])} (`{o['server_command']}`). "
+        "Clients: C threads of the runner's process on the same two cores, `requests` sessions (keep-alive) for "
+        "the API, one psycopg connection each for the SQL sides (`bench/open311bench.py`)." + measured_code, "",
+        f"- *Writes*: `POST /open311/v2/requests.json`, form-encoded, with the key of a client app issued for the "
+        f"run (rate {o['rate_per_minute']:,} a minute), each form distinct (a numbered description), "
+        f"`service_code` one of the {len(o['categories'])} public leaf categories without required attributes in "
+        f"turn, `lat`/`long` a point inside one of {o['points']:,} live cells. The peer inserts an equivalent "
+        "incident row and its `report` event in one statement and commits, per request (below). *Retries*: "
+        "the API's forms posted again byte for byte.",
+        f"- *Reads*: `GET /open311/v2/requests.json` and `.xml` without filters (the last 90 days, the "
+        f"{k['rows']:,} newest requests of public categories), after the writes, so that the newest rows are the "
+        f"requests just posted: {k['with_description']:,} of the {k['rows']:,} rows are citizens' requests with "
+        f"their description, {k['with_status_notes']:,} have a public step, {k['with_agency']:,} an agency"
+        + (f" (by source: {sources})" if sources else "") + f"; the bench database held {o['fixture_incidents']:,} "
+        f"incidents before the run (the fixture of the benchmarks run last), {k['public_in_window']:,} of public, "
+        "listed categories in the window "
+        f"({k['window_oldest']} … {k['window_newest']}, so no start_date/end_date was needed). Answers: "
+        f"{k['json_bytes'] / 1e3:,.0f} kB of JSON, {k['xml_bytes'] / 1e3:,.0f} kB of XML. *statement*: the "
+        "service's own statement, exactly as `list_requests` executes it, by psycopg; *peer*: the same incidents "
+        "joined to their categories, no laterals, same window, filter, order and LIMIT (below). Every side "
+        f"read the same ids in the same order: {'yes' if k['same_ids'] else '**no**: ' + str(k.get('differ'))}.",
+        "",
+        "Writes:", "", *_table(header, writes), "",
+        "Reads:", "", *_table(header, reads), "",
+        "Throughput ratios at each concurrency (p50 latency ratio in brackets):", "",
+        *_table(["C", "POST: API ÷ peer"], _open311_ratio_rows(o["write_ratios"], [("api", "peer")])), "",
+        *_table(["C", "GET JSON: API ÷ peer", "GET XML: API ÷ peer", "statement ÷ peer", "GET JSON: API ÷ statement"],
+                _open311_ratio_rows(o["read_ratios"], [("api json", "peer"), ("api xml", "peer"),
+                                                       ("statement", "peer"), ("api json", "statement")])), "",
+        f"What the API's writes stored (warm-ups and retries included): {st['requests']:,} `open311_requests` rows, "
+        f"{st['incidents']:,} incidents, {st['events']:,} timeline events, {st['inbox']:,} inbox rows, "
+        f"{st['outbox']:,} pushes queued; {st['calls_counted']:,} calls counted against the key. Retries: {retries}. "
+        f"Afterwards the run deleted its {o['removed']['incidents']:,} incidents with what hangs on them and its "
+        f"client app ({o['fixture_incidents_after']:,} incidents remain, as before). Load average (1 min) "
+        f"{o['load_before']:.2f} before, {o['load_after']:.2f} after; the section took {o['seconds'] / 60:.1f} min.", "",
+    ]
+    if failures:
+        lines += ["Answers other than 2xx:", "", *failures, ""]
+    lines += ["Where the time goes:", "", *_open311_split(o),
+              f"- The service's statement, EXPLAIN ANALYZE once (`{plan['file']}`): {plan['execution_ms']:.1f} ms "
+              f"executing ({plan['limit_ms']:.1f} ms to the LIMIT's last row), {plan['planning_ms']:.1f} ms planning, "
+              f"JIT {plan['jit']}" + (f" ({plan['jit_ms']:.1f} ms)" if plan.get("jit_ms") else " (not used)")
+              + f".{workers} Nodes run once a row, time summed over their runs: {per_row}."]
+    for what, label in (("read", "A read"), ("write", "A write")):
+        if what in o["profiles"]:
+            lines += _open311_profile(o["profiles"][what], label)
+    if not o["profiles"]:
+        lines.append("- No API/peer ratio was below 0.1: nothing profiled.")
+    lines += ["", "The peers (`bench/open311bench.py: READ_PEER_SQL, WRITE_PEER_SQL`):", "", "```sql",
+              o["read_peer_sql"] + ";", o["write_peer_sql"] + ";", "```", ""]
+    return lines
+
+
 def markdown(results: dict) -> str:
     """The generated results section."""
     lines = [MARKER, "", f"## Results ({results['generated_at']})", ""]
@@ -613,6 +743,8 @@ def markdown(results: dict) -> str:
         lines += _gps_section(results["gps"])
     if "coverage" in results:
         lines += _coverage_section(results["coverage"])
+    if "open311" in results:
+        lines += _open311_section(results["open311"])
     return "\n".join(lines)
 
 
@@ -669,5 +801,11 @@ def summary(results: dict) -> str:
         lines.append(f"coverage: a day of {c['day']['cells']:,} cells in {c['day']['seconds']:.0f} s; "
                      f"{c['community']['name']}: ours p50 {c['statement']['p50_ms']:,.0f} ms, peer p50 "
                      f"{c['peer']['p50_ms']:,.0f} ms, ours/peer {c['ratio_p50']:.3f}")
+    for r in results.get("open311", {}).get("write_ratios", []) + results.get("open311", {}).get("read_ratios", []):
+        side = next(x for x in results["open311"]["writes"] + results["open311"]["reads"]
+                    if x["side"] == r["side"] and x["concurrency"] == r["concurrency"])
+        lines.append(f"open311 {'POST' if r['side'] == 'api' else r['side']} C={r['concurrency']}: {side['rps']:,.1f} "
+                     f"req/s, p99 {side['p99_ms']:.1f} ms, {side['errors']} not 2xx; ÷ {r['peer']} "
+                     f"{r['throughput_ratio']:.3f}")
     lines.append(f"details: {DOC.relative_to(PROJECT_ROOT)}")
     return "\n".join(lines)
