@@ -356,6 +356,14 @@ def open_incident(actor: Actor, *, category: Category, cell, lon: float, lat: fl
     return incident, _event(incident, actor, "report", None, note=None, at=now, data=event_data)
 
 
+def record_citizen_update(incident: Incident, note: str | None, data: dict, now: datetime) -> IncidentEvent:
+    """A citizen's word on their case (Open311's updates, docs/OPEN311.md): a ``citizen_update``
+    event on its timeline, the state unchanged; flushed in the caller's transaction."""
+    event = _event(incident, SYSTEM, "citizen_update", incident.status, note=note, at=now, data=data)
+    db.session.flush()
+    return event
+
+
 def _fresh_view(actor: Actor, incident: Incident, cell, timeline: list[IncidentEvent],
                 stored_photos: list[IncidentPhoto]) -> IncidentView:
     """The view of an incident reported in this transaction, from what was just written.

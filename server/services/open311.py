@@ -15,9 +15,9 @@ from flask import current_app
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import aliased
 
-from server.domain.incidents import STATES
+from server.domain.incidents import STATES, supervising_level
 from server.domain.open311 import PERSONAL_KINDS, PUBLIC_ACTIONS, STAFF_POINT_DECIMALS, request_status, step_text
-from server.domain.territory import LEVEL_LABELS
+from server.domain.territory import LEVEL_LABELS, LEVELS
 from server.extensions import db
 from server.models import Category, Open311Request
 from server.open311.wire import Open311Error
@@ -120,19 +120,22 @@ LEFT JOIN LATERAL (SELECT d.name, d.name_en FROM tasks t JOIN departments d ON d
                    ORDER BY t.id DESC LIMIT 1) dep ON true
 LEFT JOIN LATERAL (SELECT g.name, g.name_en, g.level FROM regions g
                    WHERE g.id = ANY (string_to_array(trim(BOTH '/' FROM i.region_path), '/')::int[])
-                     AND g.level = CASE WHEN i.level = 'grid' THEN 'community' ELSE i.level END
+                     AND g.level = CASE i.level {supervising} END
                    LIMIT 1) agency ON true
 WHERE {where}
 ORDER BY i.reported_at DESC, i.id DESC
 LIMIT :limit OFFSET :offset
 """
+# the region answering for a case at each level (grid → its community), from the one rule
+_SUPERVISING = " ".join(f"WHEN '{level}' THEN '{supervising_level(level)}'" for level in LEVELS)
 
 
 def _request_view(row, english: bool) -> dict:
     """One incident as an Open311 request: public fields only, never contact or names
     (server/domain/open311.py says what else each kind of case shows)."""
     status = request_status(row.status)
-    personal, citizens = row.kind in PERSONAL_KINDS, row.source == "open311" and row.kind not in PERSONAL_KINDS
+    personal = row.kind in PERSONAL_KINDS
+    citizens = row.source == "open311" and not personal  # a citizen's own, shown as sent
     if row.dep_name:
         agency = row.dep_name_en if english and row.dep_name_en else row.dep_name
     elif row.agency_name:
@@ -161,7 +164,7 @@ def _read(where: str, params: dict, english: bool, limit: int, offset: int = 0, 
     """The requests matching ``where``; ``listed``: only those a list may show (no personal kind)."""
     if listed:
         where += " AND c.kind <> ALL(:personal)"
-    rows = db.session.execute(text(_REQUESTS_SQL.format(where=where)), {
+    rows = db.session.execute(text(_REQUESTS_SQL.format(where=where, supervising=_SUPERVISING)), {
         **params, "public_actions": list(PUBLIC_ACTIONS), "personal": sorted(PERSONAL_KINDS), "limit": limit,
         "offset": offset}).all()
     return [_request_view(row, english) for row in rows]

@@ -31,7 +31,7 @@ from server.domain.open311 import NOTICE_UNLOCATED, UPDATE_STATUSES
 from server.domain.permissions import SYSTEM, UNLOCATED_MANAGE, UNLOCATED_READ, Actor
 from server.errors import Conflict, InvalidInput, NotFound
 from server.extensions import db
-from server.models import Category, Incident, IncidentEvent, Open311Client, Open311Request, Open311Update, User
+from server.models import Category, Incident, Open311Client, Open311Request, Open311Update, User
 from server.models._base import utcnow
 from server.open311.wire import Open311Error, xml_safe
 
@@ -179,12 +179,11 @@ def submit_request(client: Open311Client, form, now: datetime) -> tuple[list[dic
     fields = _fields(form, _LIMITS, problems)
     request_hash = _form_hash(client.id, form, "request")
     _lock("request", client.id, request_hash)
-    answer = db.session.scalar(select(Open311Request.answer).where(
-        Open311Request.client_id == client.id, Open311Request.request_hash == request_hash,
-        Open311Request.received_at >= now - RETRY_WINDOW))
-    if answer is not None:
+    earlier = db.session.execute(select(Open311Request.id, Open311Request.answer, Open311Request.received_at).where(
+        Open311Request.client_id == client.id, Open311Request.request_hash == request_hash)).first()
+    if earlier is not None and earlier.received_at >= now - RETRY_WINDOW:
         db.session.rollback()
-        return _in_order(answer), False
+        return _in_order(earlier.answer), False
 
     category = None
     if fields["service_code"] is None:
@@ -218,8 +217,8 @@ def submit_request(client: Open311Client, form, now: datetime) -> tuple[list[dic
         db.session.rollback()
         raise Open311Error(400, problems)
 
-    db.session.execute(update(Open311Request).where(  # the same form after the window is a new request
-        Open311Request.client_id == client.id, Open311Request.request_hash == request_hash).values(request_hash=None))
+    if earlier is not None:  # the same form after the window is a new request: release the hash
+        db.session.execute(update(Open311Request).where(Open311Request.id == earlier.id).values(request_hash=None))
     token = uuid.uuid4()
     row = Open311Request(client_id=client.id, token=token, request_hash=request_hash, received_at=now,
                          category_id=category.id, media_url=fields["media_url"], attributes=attributes)
@@ -305,13 +304,9 @@ def submit_update(client: Open311Client, form, now: datetime) -> tuple[list[dict
     note = fields["description"] or ""
     if status != "OPEN":
         note = f"[{status}] {note}".strip()
-    event = IncidentEvent(incident_id=incident.id, at=now, actor_id=None, action="citizen_update",
-                          from_status=incident.status, to_status=incident.status, from_level=incident.level,
-                          to_level=incident.level, note=note or None,
-                          data={"open311_client": client.name, "update_id": fields["update_id"], "status": status,
-                                "media_url": fields["media_url"], "said_at": said_at.isoformat()})
-    db.session.add(event)
-    db.session.flush()
+    event = incidents.record_citizen_update(incident, note or None, {
+        "open311_client": client.name, "update_id": fields["update_id"], "status": status,
+        "media_url": fields["media_url"], "said_at": said_at.isoformat()}, now)
     answer = [{"update_id": str(event.id)}]
     db.session.add(Open311Update(client_id=client.id, update_id=fields["update_id"], incident_id=incident.id,
                                  event_id=event.id, request_hash=request_hash, answer=answer, received_at=now))
