@@ -168,6 +168,7 @@ class Incident(db.Model):
         Index("ix_incidents_reported_at", "reported_at"),
         Index("ix_incidents_reporter", "reporter_id"),
         Index("ix_incidents_sync_xid", "sync_xid"),
+        Index("ix_incidents_merged_into", "merged_into_id", postgresql_where=text("merged_into_id IS NOT NULL")),
         Index("ix_incidents_campaign_task", "campaign_task_id", postgresql_where=text("campaign_task_id IS NOT NULL")),
         # the escalation sweep's two questions: which running cases are overdue, which
         # passed their yellow instant without a reminder in this stage
@@ -345,6 +346,8 @@ class IdempotencyKey(db.Model):
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
     response: Mapped[dict] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+    __table_args__ = (Index("ix_idempotency_keys_incident", "incident_id"),)
 
 
 class Extension(db.Model):

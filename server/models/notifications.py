@@ -93,6 +93,8 @@ class Notification(db.Model):
         CheckConstraint(in_list("level", LEVELS), name="level"),
         Index("uq_notifications_user_cause", "user_id", "cause", unique=True),
         Index("ix_notifications_user_created", "user_id", "id"),
+        Index("ix_notifications_incident", "incident_id", postgresql_where=text("incident_id IS NOT NULL")),
+        Index("ix_notifications_task", "task_id", postgresql_where=text("task_id IS NOT NULL")),
     )
 
 
@@ -103,7 +105,7 @@ class OutboxMessage(db.Model):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"))
-    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
     # the FCM message's data.message_id: a phone drops a second copy of the same id
     message_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True, default=uuid.uuid4)
     payload: Mapped[dict] = mapped_column(JSONB)  # the data payload (strings only, as FCM requires)
@@ -124,6 +126,7 @@ class OutboxMessage(db.Model):
         Index("ix_outbox_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
         Index("ix_outbox_leased", "lease_until", postgresql_where=text("status = 'sending'")),
         Index("ix_outbox_notification", "notification_id"),
+        Index("ix_outbox_device", "device_id"),
     )
 
 

@@ -139,3 +139,21 @@ def test_another_users_phone_is_404_and_stays(http, db, client_for):
 def test_a_device_id_beyond_32_bits_is_404(http, client_for):
     tree = build_tree()
     _assert_error(client_for(tree["grid_worker"]).delete(f"{DEVICES}/{2**31}"), 404, "http.not_found")
+
+
+def test_a_phone_that_was_pushed_to_can_be_removed_and_its_pending_pushes_go_with_it(http, db, client_for):
+    from server.models import OutboxMessage
+    from server.services.notify import notify
+    from tests.incident_builders import make_category, make_incident
+
+    tree = build_tree()
+    worker = client_for(tree["grid_worker"])
+    device_id = worker.post(DEVICES, json={"token": TOKEN, "platform": "android"}).json()["id"]
+    incident = make_incident(make_category("0101"), tree["G1"], tree["grid_worker"])
+    assert notify([tree["grid_worker"].id], "task", incident, now=utcnow(), cause="test:pushed") == 1
+    db.session.commit()
+    pushes = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.device_id == device_id)
+    assert db.session.scalar(pushes) == 1
+    assert worker.delete(f"{DEVICES}/{device_id}").status_code == 204
+    assert _count(db) == 0
+    assert db.session.scalar(pushes) == 0
