@@ -108,7 +108,7 @@ class CampaignTaskSchema(Schema):
     photo = fields.Function(lambda t: None if t.photo_sha256 is None else {
         "url": f"/api/v1/campaigns/{t.campaign_id}/tasks/{t.id}/photo", "content_type": t.photo_content_type,
         "size_bytes": t.photo_size_bytes, "taken_at": t.photo_taken_at.isoformat() if t.photo_taken_at else None},
-        metadata={"type": "object", "description": "The nothing-found photo (零报告)"})
+        metadata={"type": "object", "nullable": True, "description": "The nothing-found photo (零报告)"})
     overdue_at = fields.DateTime(allow_none=True)
     escalation_stage = fields.Integer(metadata={"description": "Overdue reminders sent: 0 none, 1 community, "
                                                                "2 street, 3 district"})

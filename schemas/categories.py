@@ -29,7 +29,7 @@ def _label(labels: dict, value: str | None) -> dict | None:
 
 def _label_field(labels: dict, attribute: str) -> fields.Function:
     return fields.Function(lambda c: _label(labels, getattr(c, attribute)), dump_only=True,
-                           metadata={"type": "object", "description": '{"zh": …, "en": …}'})
+                           metadata={"type": "object", "nullable": True, "description": '{"zh": …, "en": …}'})
 
 
 class JsonNumber(fields.Float):

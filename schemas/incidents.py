@@ -17,6 +17,12 @@ from .regions import BBoxField, RegionRefSchema, level_label
 from .users import DepartmentRefSchema, Trimmed
 
 
+# the OpenAPI shapes of the values written by functions below
+_LABEL = {"type": "object", "properties": {"zh": {"type": "string"}, "en": {"type": "string"}}}
+_CONTACT = {"type": "object", "nullable": True,
+            "properties": {"name": {"type": "string", "nullable": True}, "phone": {"type": "string", "nullable": True}}}
+
+
 def _label(table: dict, key: str | None) -> dict | None:
     if key is None:
         return None
@@ -25,7 +31,7 @@ def _label(table: dict, key: str | None) -> dict | None:
 
 
 def _labelled(table: dict, attr: str):
-    return fields.Function(lambda obj: _label(table, getattr(obj, attr)), metadata={"type": "object"})
+    return fields.Function(lambda obj: _label(table, getattr(obj, attr)), metadata=_LABEL | {"nullable": True})
 
 
 def _light(incident) -> str | None:
@@ -184,7 +190,7 @@ class IncidentSchema(Schema):
     reporter = fields.Nested(UserRefSchema, allow_none=True)
     contact = fields.Function(lambda i: {"name": mask_name(i.contact_name), "phone": mask_phone(i.contact_phone)}
                               if (i.contact_name or i.contact_phone) else None,
-                              metadata={"type": "object", "description": "Masked"})
+                              metadata=_CONTACT | {"description": "Masked; null when none was left"})
     occurred_at = fields.DateTime()
     reported_at = fields.DateTime()
     accepted_at = fields.DateTime(allow_none=True)
@@ -196,7 +202,7 @@ class IncidentSchema(Schema):
     light = fields.Function(_light, metadata={"enum": list(LIGHTS), "nullable": True,
                                               "description": "green, yellow or red; null when the clock is "
                                                              "stopped (suspended, resolved, closed)"})
-    light_label = fields.Function(lambda i: _label(LIGHT_LABELS, _light(i)), metadata={"type": "object"})
+    light_label = fields.Function(lambda i: _label(LIGHT_LABELS, _light(i)), metadata=_LABEL | {"nullable": True})
     stage_no = fields.Integer(metadata={"description": "The stage at this level: 1, then one more per escalation, "
                                                        "return down or reopening"})
     stage_started_at = fields.DateTime(allow_none=True)
@@ -266,7 +272,7 @@ class PhotoSchema(Schema):
     taken_at = fields.DateTime(allow_none=True, metadata={"description": "From the photo's EXIF, not trusted"})
     exif_location = fields.Function(
         lambda p: None if p.exif_lon is None else {"type": "Point", "coordinates": [p.exif_lon, p.exif_lat]},
-        metadata={"type": "object", "description": "EXIF GPS (staff only), not trusted"})
+        metadata={"type": "object", "nullable": True, "description": "EXIF GPS (staff only), not trusted"})
     distance_m = fields.Float(allow_none=True, metadata={"description": "EXIF position to the incident, metres"})
     delay_seconds = fields.Integer(allow_none=True, metadata={
         "description": "Upload time minus EXIF time, seconds (negative: a clock is wrong)"})
@@ -293,7 +299,8 @@ class ExtensionSchema(Schema):
 
 
 class IncidentDetailSchema(IncidentSchema):
-    contact = fields.Method("_contact", metadata={"type": "object", "description": "Full for supervisors, else masked"})
+    contact = fields.Method("_contact", metadata=_CONTACT | {"description": "Full for supervisors, else masked; "
+                                                                           "null when none was left"})
     chain = fields.List(fields.Nested(RegionRefSchema), metadata={"description": "City first, the cell last"})
     timeline = fields.List(fields.Nested(EventSchema))
     tasks = fields.List(fields.Nested(TaskSchema))

@@ -53,6 +53,15 @@ class MapFeatureCollectionSchema(Schema):
                                                                            "null on the last"})
 
 
+class MapChangesSchema(Schema):
+    """The incidents changed since a cursor, as a GeoJSON FeatureCollection."""
+
+    type = fields.Constant("FeatureCollection")
+    features = fields.List(fields.Dict())
+    cursor = fields.String(metadata={"description": "Pass as cursor next time"})
+    has_more = fields.Boolean(metadata={"description": "More changes wait: call again at once"})
+
+
 class MapChangesQueryArgsSchema(Schema):
     cursor = fields.String(load_default=None, validate=validate.Length(max=40),
                            metadata={"description": "The cursor of the last answer or event (none: from now on)"})

@@ -14,7 +14,8 @@ class NotificationSchema(Schema):
     incident_id = fields.Integer(allow_none=True)
     task_id = fields.Integer(allow_none=True)
     level = fields.String(allow_none=True)
-    level_label = fields.Function(lambda n: level_label(n.level) if n.level else None, metadata={"type": "object"})
+    level_label = fields.Function(lambda n: level_label(n.level) if n.level else None,
+                                  metadata={"type": "object", "nullable": True})
     deadline = fields.DateTime(allow_none=True)
     title = fields.String()
     title_en = fields.String()

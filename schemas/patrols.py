@@ -94,7 +94,8 @@ class PlaceSchema(Schema):
     region_id = fields.Integer(metadata={"description": "The grid cell the place lies in"})
     name = fields.String()
     name_en = fields.String(allow_none=True)
-    location = fields.Function(_location, metadata={"type": "object", "description": "GeoJSON Point, WGS84"})
+    location = fields.Function(_location, metadata={"type": "object", "nullable": True,
+                                                    "description": "GeoJSON Point, WGS84"})
     radius_m = fields.Float()
     created_at = fields.DateTime()
 

@@ -151,6 +151,14 @@ def date_parameter_schema(converter: DateConverter) -> dict:
     return {"type": "string", "format": "date"}
 
 
+def also_as(status: int, content_type: str, geojson_type: str) -> dict:
+    """For ``@blp.doc(responses=…)``: the same status may also answer a GeoJSON object of
+    ``geojson_type`` (``?format=geojson``). flask-smorest keeps one content type a status."""
+    shape = {"type": "object", "required": ["type"],
+             "properties": {"type": {"type": "string", "enum": [geojson_type]}}}
+    return {status: {"content": {content_type: {"schema": shape}}}}
+
+
 def geojson_response(obj: dict, status: int = 200) -> Response:
     """Answer a GeoJSON object with the RFC 7946 media type."""
     return current_app.response_class(json.dumps(obj, ensure_ascii=False, separators=(",", ":")),

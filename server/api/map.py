@@ -11,6 +11,7 @@ from flask import Response, current_app, request, stream_with_context
 from schemas.map import (
     MapChangesQueryArgsSchema,
     MapConfigSchema,
+    MapChangesSchema,
     MapFeatureCollectionSchema,
     MapIncidentsQueryArgsSchema,
     MapRegionsQueryArgsSchema,
@@ -96,7 +97,7 @@ def _changes_body(page: maps.Changes) -> dict:
 @blp.get("/changes")
 @login_required
 @blp.arguments(MapChangesQueryArgsSchema, location="query")
-@blp.response(200, MapFeatureCollectionSchema, content_type=GEOJSON)
+@blp.response(200, MapChangesSchema, content_type=GEOJSON)
 @errors(blp, 400, 401, 422)
 def map_changes(actor, args):
     """Incidents changed since ``cursor`` (without one: the cursor of now), for a map that

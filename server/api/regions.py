@@ -12,7 +12,7 @@ from server.services import duty
 from server.services import regions as service
 from server.services import territory_bulk as bulk
 
-from .common import GEOJSON, Blueprint, accepts, errors, geojson_response
+from .common import GEOJSON, Blueprint, accepts, also_as, errors, geojson_response
 
 blp = Blueprint("regions", __name__, url_prefix="/regions", description="The territory tree and its grid cells")
 
@@ -20,8 +20,8 @@ blp = Blueprint("regions", __name__, url_prefix="/regions", description="The ter
 @blp.get("")
 @login_required
 @blp.arguments(RegionQueryArgsSchema, location="query")
-@blp.response(200, RegionPageSchema)
-@blp.alt_response(200, description="FeatureCollection when format=geojson", content_type=GEOJSON, success=True)
+@blp.response(200, RegionPageSchema, description="The page; a GeoJSON FeatureCollection when format=geojson")
+@blp.doc(responses=also_as(200, GEOJSON, "FeatureCollection"))
 @errors(blp, 401)
 def list_regions(actor, args):
     """List the regions you can see."""
@@ -65,8 +65,8 @@ def import_regions(actor, args, collection):
 @blp.get("/<id:region_id>")
 @login_required
 @blp.arguments(RegionGetArgsSchema, location="query")
-@blp.response(200, RegionSchema)
-@blp.alt_response(200, description="A Feature when format=geojson", content_type=GEOJSON, success=True)
+@blp.response(200, RegionSchema, description="The region; a GeoJSON Feature when format=geojson")
+@blp.doc(responses=also_as(200, GEOJSON, "Feature"))
 @errors(blp, 401, 404)
 def get_region(actor, args, region_id):
     """Get one region."""
