@@ -44,15 +44,20 @@ def app(tmp_path_factory):
         _db.engine.dispose()
 
 
-@pytest.fixture
-def db(app):
-    """A database emptied of every row before the test (the schema stays)."""
+def empty_database() -> None:
+    """Every row gone (the schema stays), and what this process cached of them."""
     _db.session.rollback()
     tables = [t.name for t in reversed(_db.metadata.sorted_tables) if t.name not in KEEP_TABLES]
     _db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     _db.session.commit()
     forget_cached_entries()  # the calendar days and policy overrides cached by this process went with the rows
     forget_cached_overrides()
+
+
+@pytest.fixture
+def db(app):
+    """A database emptied of every row before the test (the schema stays)."""
+    empty_database()
     yield _db
     _db.session.rollback()
 
