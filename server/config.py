@@ -47,6 +47,12 @@ def _secret_key() -> str:
     return path.read_text().strip()
 
 
+def child_environment(**extra: str) -> dict[str, str]:
+    """The environment of a child process (``pg_dump``, ``pg_restore``): this process's own,
+    with ``extra`` (e.g. ``PGPASSWORD``, kept out of the command line that ``ps`` shows)."""
+    return {**os.environ, **extra}
+
+
 def _int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 

@@ -1,9 +1,11 @@
 """Flask commands: ``flask regions …``, ``flask users …``, ``flask categories …``, ``flask demo …``,
-``flask incidents …``, ``flask calendar …``, ``flask reports …``, ``flask patrols …``, ``flask worker``."""
+``flask incidents …``, ``flask calendar …``, ``flask reports …``, ``flask patrols …``, ``flask backup …``,
+``flask worker``."""
 from flask import Flask
 
 
 def register_cli(app: Flask) -> None:
+    from .backup import backup_cli
     from .calendar import calendar_cli
     from .categories import categories_cli
     from .demo import demo_cli
@@ -15,6 +17,6 @@ def register_cli(app: Flask) -> None:
     from .worker import worker_command
 
     for group in (regions_cli, users_cli, categories_cli, demo_cli, incidents_cli, calendar_cli, reports_cli,
-                  patrols_cli):
+                  patrols_cli, backup_cli):
         app.cli.add_command(group)
     app.cli.add_command(worker_command)
