@@ -13,28 +13,39 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from server.extensions import db
 
-_heads: tuple[str, ...] | None = None
+_migrations: tuple[tuple[str, ...], frozenset[str]] | None = None
 
 
-def _expected_heads() -> tuple[str, ...]:
-    global _heads
-    if _heads is None:
+def _known_migrations() -> tuple[tuple[str, ...], frozenset[str]]:
+    """This version's newest revisions, and every revision it has."""
+    global _migrations
+    if _migrations is None:
         config = Config()
         config.set_main_option("script_location", current_app.extensions["migrate"].directory)
-        _heads = tuple(sorted(ScriptDirectory.from_config(config).get_heads()))
-    return _heads
+        script = ScriptDirectory.from_config(config)
+        _migrations = (tuple(sorted(script.get_heads())), frozenset(s.revision for s in script.walk_revisions()))
+    return _migrations
 
 
 def readiness() -> dict:
+    """Ready when the database answers and its schema is at this version's newest migration, or
+    past it: a revision this version does not have is a newer version's, upgraded to while this
+    process still runs (a rolling deploy; migrations only add what older code can ignore,
+    docs/OPERATIONS.md "Upgrades"). An older schema is unready: migrations are pending."""
     try:
         current = tuple(sorted(db.session.scalars(text("SELECT version_num FROM alembic_version")).all()))
     except SQLAlchemyError as exc:
         db.session.rollback()
         return {"status": "unavailable", "database": "unreachable or not migrated", "detail": type(exc).__name__}
-    expected = _expected_heads()
-    if current != expected:
+    expected, known = _known_migrations()
+    newer = bool(current) and not known.intersection(current)
+    if current != expected and not newer:
         return {"status": "unavailable", "database": "migrations pending", "current": list(current), "expected": list(expected)}
-    return {"status": "ready", "database": "ok", "revision": list(current), "warnings": _warnings()}
+    warnings = _warnings()
+    if newer:
+        warnings.insert(0, f"schema: at {', '.join(current)}, newer than this version's {', '.join(expected)}: "
+                           "this process is from before an upgrade; replace it")
+    return {"status": "ready", "database": "ok", "revision": list(current), "warnings": warnings}
 
 
 def _warnings() -> list[str]:

@@ -1,6 +1,8 @@
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import text
+
 from server.models import CalendarDay
 from server.services.calendar import PACKAGE_YEARS
 
@@ -17,6 +19,30 @@ def test_readyz_reports_the_migrated_database(http):
     body = response.json()
     assert body["status"] == "ready"
     assert body["revision"] == newest_migrations()
+
+
+def test_readyz_is_unready_below_the_newest_migration_and_ready_past_it(http, db):
+    """A new process waits for `flask db upgrade`; an old one keeps serving after it (a rolling
+    deploy), with a warning."""
+    head = newest_migrations()[0]
+    try:
+        db.session.execute(text("UPDATE alembic_version SET version_num = '0019'"))
+        db.session.commit()
+        older = http.get("/readyz")
+        assert older.status_code == 503
+        assert older.json() == {"status": "unavailable", "database": "migrations pending", "current": ["0019"],
+                                "expected": [head]}
+        db.session.execute(text("UPDATE alembic_version SET version_num = '9999_from_a_newer_version'"))
+        db.session.commit()
+        newer = http.get("/readyz")
+        assert newer.status_code == 200 and newer.json()["revision"] == ["9999_from_a_newer_version"]
+        assert newer.json()["warnings"][0].startswith("schema: at 9999_from_a_newer_version, newer than this "
+                                                      f"version's {head}")
+    finally:
+        db.session.rollback()
+        db.session.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
+        db.session.commit()
+    assert http.get("/readyz").status_code == 200
 
 
 def newest_migrations() -> list[str]:
