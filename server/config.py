@@ -63,6 +63,10 @@ def load_config() -> dict:
         "SQLALCHEMY_DATABASE_URI": _normalise_url(os.environ.get("DATABASE_URL") or embedded_database_url()),
         # No pre-ping (a round trip per request): a connection found dead is answered
         # with 503 and the pool is refreshed (errors.py); recycle keeps them fresh.
+        # a read replica for the heavy reads that may lag (docs/OPERATIONS.md "Read replicas"):
+        # the bind ``replica`` of server/extensions.py; the same engine options
+        "SQLALCHEMY_BINDS": ({"replica": _normalise_url(os.environ["FENGQIAO_READ_DATABASE_URL"])}
+                             if os.environ.get("FENGQIAO_READ_DATABASE_URL") else {}),
         "SQLALCHEMY_ENGINE_OPTIONS": {
             "pool_pre_ping": os.environ.get("FENGQIAO_DB_PRE_PING", "0") == "1",
             "pool_size": _int("FENGQIAO_DB_POOL_SIZE", 5),

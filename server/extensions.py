@@ -1,8 +1,15 @@
-"""Extension objects, created unbound and wired in ``create_app``."""
+"""Extension objects, created unbound and wired in ``create_app``; and where the session sends
+its statements: the primary, or for ``replica_reads`` blocks the read replica."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData
+from flask_sqlalchemy.session import Session as _FlaskSession
+from sqlalchemy import Engine, MetaData
 
 from schemas.common import ErrorSchema
 
@@ -16,7 +23,47 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+REPLICA = "replica"  # the bind of the read replica (FENGQIAO_READ_DATABASE_URL), when there is one
+
+
+class Session(_FlaskSession):
+    """Flask-SQLAlchemy's session, which sends every statement of a ``replica_reads`` block to
+    the read replica's engine when one is configured (else to the primary, as always)."""
+
+    def get_bind(self, mapper=None, clause=None, bind=None, **kwargs):
+        if bind is None and self.info.get(REPLICA):
+            replica = self._db.engines.get(REPLICA)
+            if replica is not None:
+                return replica
+        return super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)
+
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION), session_options={"class_": Session})
+
+
+@contextmanager
+def replica_reads() -> Iterator[None]:
+    """Read from the replica inside the block (also a decorator): for use cases whose answers may
+    lag the primary by the replica's delay (figures, reports, exports), never for what a caller
+    must see of its own writes or what depends on the primary's transaction ids (the map's and
+    phones' change feeds). Changes pending in the session are flushed to the primary first; a
+    write inside the block would go to the replica and fail there (it is read-only)."""
+    session = db.session()
+    session.flush()
+    before = session.info.get(REPLICA, False)
+    session.info[REPLICA] = True
+    try:
+        yield
+    finally:
+        session.info[REPLICA] = before
+
+
+def read_engine() -> Engine:
+    """The engine for a connection of its own that only reads and may lag (an export's snapshot):
+    the replica's when there is one, else the primary's."""
+    return db.engines.get(REPLICA, db.engine)
+
+
 class _Api(Api):
     ERROR_SCHEMA = ErrorSchema
 

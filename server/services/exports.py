@@ -28,7 +28,7 @@ from server.domain.incidents import PRIORITY_LABELS, SOURCE_LABELS, STATE_LABELS
 from server.domain.permissions import Actor
 from server.domain.territory import LEVEL_LABELS
 from server.errors import BadRequest
-from server.extensions import db
+from server.extensions import db, read_engine, replica_reads
 from server.models import Category, Incident, Region
 from server.models._base import utcnow
 
@@ -124,8 +124,8 @@ def xlsx_bytes(sheets: Iterable[tuple[str, Iterable[list]]]) -> bytes:
 def snapshot() -> Iterator[Connection]:
     """A connection of the export's own, in one repeatable-read transaction: a server-side
     cursor needs a transaction (the API's reads run in autocommit), and every row comes from
-    one snapshot however long the export takes."""
-    with db.engine.connect().execution_options(isolation_level="REPEATABLE READ") as connection:
+    one snapshot however long the export takes. On the read replica when there is one."""
+    with read_engine().connect().execution_options(isolation_level="REPEATABLE READ") as connection:
         with connection.begin():
             yield connection
 
@@ -191,6 +191,7 @@ def incident_csv(actor: Actor, f: IncidentFilter, lang: str = "zh") -> Iterator[
     return csv_chunks(_incident_table(actor, f, lang))
 
 
+@replica_reads()
 def incident_xlsx(actor: Actor, f: IncidentFilter, lang: str = "zh") -> bytes:
     """The incidents as an Excel workbook (one sheet, written row by row in openpyxl's
     write-only mode). Errors: export.too_large beyond ``XLSX_MAX_ROWS`` (a workbook is built

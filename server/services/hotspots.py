@@ -18,7 +18,7 @@ from server.domain.hotspots import HotspotRules, judge
 from server.domain.permissions import STATS_READ, Actor
 from server.domain.territory import ancestor_ids, level_rank
 from server.errors import InvalidInput
-from server.extensions import db
+from server.extensions import db, replica_reads
 from server.models import Category, HotspotAlert, Region
 
 from . import notify
@@ -133,6 +133,7 @@ def raise_alerts(now: datetime, rules: HotspotRules) -> int:
     return len(fresh)
 
 
+@replica_reads()
 def hotspots(actor: Actor, region_id: int, level: str, end: datetime, rules: HotspotRules,
              radius_m: float, repeat_min: int) -> dict:
     """The hot units of ``level`` in the region for the window of ``rules.days`` ending at

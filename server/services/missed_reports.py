@@ -17,7 +17,7 @@ from server.domain.patrols import (
     GAP_MINUTES, MISSED_OWN_REPORT_M, MISSED_REACH_M, MISSED_SOURCES, MISSED_WINDOW_HOURS, SLOT_SECONDS,
 )
 from server.domain.permissions import STATS_READ, Actor
-from server.extensions import db
+from server.extensions import db, replica_reads
 from server.models import Region, User
 from server.models._base import utcnow
 
@@ -76,6 +76,7 @@ ORDER BY p.case_id, p.user_id
 _COUNT = text(f"SELECT count(*) FROM ({_CASES}) AS cases")
 
 
+@replica_reads()
 def missed_reports(actor: Actor, region_id: int, period: Period) -> dict:
     """The region's cases from the hotline, the platform and citizens reported in ``period``
     that a grid worker missed (漏报), per worker and per cell, each with the case ids. Errors:

@@ -24,7 +24,7 @@ from server.domain.incidents import STATE_LABELS
 from server.domain.permissions import STATS_READ, Actor
 from server.domain.territory import LEVEL_LABELS, LEVELS
 from server.errors import InvalidInput
-from server.extensions import db
+from server.extensions import db, replica_reads
 from server.models._base import utcnow
 from server.reports import charts
 
@@ -142,6 +142,7 @@ def file_name(region, quarter: Quarter, extension: str) -> str:
     return f"风险研判报告-{code}-{quarter}.{extension}"
 
 
+@replica_reads()
 def quarterly(actor: Actor, region_id: int, quarter: Quarter, lang: str = "zh",
               step: Callable[[str], None] = lambda what: None) -> tuple[object, str]:
     """The region's quarterly report as HTML: ``(region, html)``. ``step`` is told each part

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, select, text
 
 from server.domain.permissions import STATS_READ, Actor
 from server.domain.territory import child_level, level_rank
-from server.extensions import db
+from server.extensions import db, replica_reads
 from server.models import Department, Region, User
 from server.models._base import utcnow
 
@@ -209,6 +209,7 @@ def _task_figures(row) -> dict:
             "done_hours": {"mean": _hours(row.done_mean), "p90": _hours(row.done_p90)}}
 
 
+@replica_reads()
 def department_stats(actor: Actor, region_id: int, period: Period) -> dict:
     """The departments given tasks for the region's cases in ``period``, wherever they sit
     (a city department working in a district counts in the district): tasks, acknowledged
@@ -223,6 +224,7 @@ def department_stats(actor: Actor, region_id: int, period: Period) -> dict:
     return {"region": region, "period": period.as_dict(), "as_of": utcnow(), "departments": items}
 
 
+@replica_reads()
 def worker_stats(actor: Actor, region_id: int, period: Period) -> dict:
     """Every active grid worker whose area is in the region (those who did nothing too):
     their reports in ``period``, the valid ones, those they resolved on the spot, and the
@@ -263,6 +265,7 @@ ORDER BY g.code, r.bucket
 """)
 
 
+@replica_reads()
 def trends(actor: Actor, region_id: int, period: Period, interval: str) -> dict:
     """The region's reports (rejected and merged left out) by category group and ``interval``
     (week or month, starting in the city's zone) over ``period``, every bucket listed (zeros
@@ -392,6 +395,7 @@ def _changes(now: dict, before: dict) -> dict:
             for name, value in now["rates"].items()}
 
 
+@replica_reads()
 def region_stats(actor: Actor, region_id: int, period: Period, weights: dict[str, float] | None = None) -> dict:
     """The region's figures over ``period``, each child's with its score and rank, and the
     comparisons with the period before and the year before. Errors: region.not_found,
