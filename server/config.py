@@ -57,6 +57,13 @@ def _int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _prepare_threshold() -> int | None:
+    """After how many runs on a connection psycopg prepares a statement server-side (``off``:
+    never, for PgBouncer before 1.22 in transaction pooling)."""
+    value = os.environ.get("FENGQIAO_DB_PREPARE_THRESHOLD", "5").strip().lower()
+    return None if value in ("off", "none") else int(value)
+
+
 def load_config() -> dict:
     """Read the environment once and return the Flask config mapping."""
     return {
@@ -70,7 +77,11 @@ def load_config() -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {
             "pool_pre_ping": os.environ.get("FENGQIAO_DB_PRE_PING", "0") == "1",
             "pool_size": _int("FENGQIAO_DB_POOL_SIZE", 5),
+            # connections opened beyond the pool under load (closed when given back); pool_size +
+            # max_overflow is what a process may hold at once (docs/OPERATIONS.md "Scaling out")
+            "max_overflow": _int("FENGQIAO_DB_MAX_OVERFLOW", 10),
             "pool_recycle": _int("FENGQIAO_DB_POOL_RECYCLE", 1800),
+            "connect_args": {"prepare_threshold": _prepare_threshold()},
         },
         "SECRET_KEY": _secret_key(),
         # Tokens: a short-lived signed access token and a rotating opaque refresh token.
