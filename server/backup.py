@@ -239,6 +239,7 @@ def create(parent: Path, *, with_blobs: bool = True, bin_dir: str | None = None,
     try:
         manifest = _write_backup(work, pg_dump, started, with_blobs, say, bars)
         work.rename(final)
+        _fsync(parent)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -267,6 +268,7 @@ def _write_backup(work: Path, pg_dump: str, started: datetime, with_blobs: bool,
         path = work / part
         if path.exists():
             path.chmod(0o600)
+            _fsync(path)
             parts[part] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
     manifest = {
         "format": FORMAT,
@@ -283,7 +285,17 @@ def _write_backup(work: Path, pg_dump: str, started: datetime, with_blobs: bool,
     path = work / MANIFEST
     path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     path.chmod(0o600)
+    _fsync(path)
     return manifest
+
+
+def _fsync(path: Path) -> None:
+    """Make ``path`` (a file or a directory) durable: a backup that was said to be written is."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _dump(pg_dump: str, uri: str, env: dict, snapshot: str, out: Path, bars: Bars) -> None:
