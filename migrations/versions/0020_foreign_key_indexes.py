@@ -3,14 +3,18 @@ into a case, an incident's notifications and idempotency keys, a task's notifica
 device's pushes. A device's pushes go with it (signing out on a phone that was once pushed
 to no longer fails on the outbox's key).
 
-The indexes are built CONCURRENTLY, outside the migration's transaction, so an upgrade
-takes no lock that stops reports being written on a live database (docs/OPERATIONS.md).
+Nothing here stops reports or pushes being written on a live database (docs/OPERATIONS.md,
+Upgrades): the new key is added NOT VALID (a moment's lock, no scan) and validated after the
+commit, which reads the outbox under a lock that lets writes go on; the indexes are built
+CONCURRENTLY outside the migration's transaction, an INVALID one left by an interrupted
+build dropped first, so the migration can simply be run again.
 
 Revision ID: 0020
 Revises: 0019
 Create Date: 2026-11-24 06:30:00
 
 """
+import sqlalchemy as sa
 from alembic import op
 
 revision = '0020'
@@ -31,9 +35,13 @@ INDEXES = (
 def upgrade():
     op.drop_constraint('fk_outbox_device_id_devices', 'outbox', type_='foreignkey')
     op.create_foreign_key('fk_outbox_device_id_devices', 'outbox', 'devices', ['device_id'], ['id'],
-                          ondelete='CASCADE')
+                          ondelete='CASCADE', postgresql_not_valid=True)
     with op.get_context().autocommit_block():
+        op.execute('ALTER TABLE outbox VALIDATE CONSTRAINT fk_outbox_device_id_devices')
+        invalid = sa.text("SELECT 1 FROM pg_index WHERE indexrelid = to_regclass(:name) AND NOT indisvalid")
         for name, table, columns, where in INDEXES:
+            if op.get_bind().scalar(invalid, {'name': name}):
+                op.drop_index(name, table_name=table, postgresql_concurrently=True)
             op.create_index(name, table, columns, postgresql_concurrently=True, if_not_exists=True,
                             **({'postgresql_where': where} if where else {}))
 
