@@ -130,7 +130,9 @@ def world(request, app, live_server):
                               expires_at=utcnow() + timedelta(days=1))
         db.session.add(session)
         db.session.commit()
-        return {"Authorization": f"Bearer {auth.access_token_for(session, user)}"}
+        token = auth.access_token_for(session, user)
+        db.session.rollback()  # no transaction left open while the server works (the change feed waits for those)
+        return {"Authorization": f"Bearer {token}"}
 
     yield World(request.param, tree, known, headers)
     db.session.rollback()
