@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The embedded PostGIS cluster: a private PostgreSQL 15 under var/pg, reachable only
 # through a Unix socket in var/pg/run (mode 0700), trust auth for the owner.
+# PG_DIR=DIR puts another cluster in DIR instead (data, run and log below it), on port
+# PGPORT: a throwaway cluster beside the embedded one, for a test run.
 #   scripts/pg.sh start            initdb when new, start when stopped (idempotent)
 #   scripts/pg.sh stop             fast shutdown
 #   scripts/pg.sh status
@@ -11,6 +13,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 PGPORT=${PGPORT:-54329}
 base="$here/var/pg"
+[ -z "${PG_DIR:-}" ] || base=$(realpath -m "$PG_DIR")
 data="$base/data"
 run="$base/run"
 log="$base/log"
