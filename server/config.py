@@ -97,6 +97,8 @@ def load_config() -> dict:
         "PUSH_RETRY_BASE_SECONDS": float(os.environ.get("FENGQIAO_PUSH_RETRY_BASE_SECONDS", 2)),
         "PUSH_RETRY_CAP_SECONDS": float(os.environ.get("FENGQIAO_PUSH_RETRY_CAP_SECONDS", 300)),
         "PUSH_MAX_ATTEMPTS": _int("FENGQIAO_PUSH_MAX_ATTEMPTS", 8),
+        # a worker that died between sending and recording: its pushes go out again after this
+        "PUSH_LEASE_SECONDS": float(os.environ.get("FENGQIAO_PUSH_LEASE_SECONDS", 120)),
         # the map's change stream (server-sent events): how long one stream lasts before the
         # browser reconnects, how often it looks for changes, how many a web process serves
         "MAP_STREAM_SECONDS": float(os.environ.get("FENGQIAO_MAP_STREAM_SECONDS", 25)),

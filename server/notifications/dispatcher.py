@@ -27,7 +27,11 @@ from server.services.setwise import insert_rows, rows_of
 
 from .senders import Push, PushResult, PushSender
 
-LEASE = timedelta(minutes=2)
+
+def lease() -> timedelta:
+    """How long a claimed row stays ``sending`` before it is due again (``PUSH_LEASE_SECONDS``):
+    longer than a batch takes to send, short enough that a dead worker's rows go out soon."""
+    return timedelta(seconds=current_app.config["PUSH_LEASE_SECONDS"])
 
 
 @dataclass
@@ -86,7 +90,7 @@ def _one_batch(now: datetime, sender: PushSender, batch: int, report: DispatchRe
         _set(gone, status="dead", lease_until=None, last_error="the device was disabled")
         report.dead += len(gone)
     if live:
-        _set([r.id for r in live], status="sending", lease_until=now + LEASE, attempts=OutboxMessage.attempts + 1)
+        _set([r.id for r in live], status="sending", lease_until=now + lease(), attempts=OutboxMessage.attempts + 1)
     db.session.commit()  # claimed: another worker will not take them while the lease runs
     if live:
         pushes = [Push(token=r.token, token_kind=r.token_kind, data={k: str(v) for k, v in r.payload.items()},

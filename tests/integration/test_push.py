@@ -16,7 +16,7 @@ from sqlalchemy import select
 from server.extensions import db as _db
 from server.models import Device, Incident, OutboxAttempt, OutboxMessage
 from server.models._base import utcnow
-from server.notifications.dispatcher import LEASE, dispatch
+from server.notifications.dispatcher import dispatch, lease
 from server.notifications.senders import FcmSender
 from server.services import notify
 from tests.builders import build_tree, standard_categories
@@ -190,17 +190,17 @@ def test_a_crash_between_sending_and_recording_resends_once_with_the_same_messag
             sender.send(pushes, now)
             raise KeyboardInterrupt  # the process dies here: nothing is recorded
 
-    now = utcnow()
+    now, held = utcnow(), lease()
     with pytest.raises(KeyboardInterrupt):
         dispatch(now, CrashAfterSending())
     _db.session.rollback()
     assert rows()[0].status == "sending"
-    assert dispatch(now + LEASE / 2, sender).handled == 0  # the lease still runs
-    again = dispatch(now + LEASE, sender)
+    assert dispatch(now + held / 2, sender).handled == 0  # the lease still runs
+    again = dispatch(now + held, sender)
     assert (again.reclaimed, again.sent) == (1, 1)
     first, second = fake.sent_to("tok-crash")
     assert first["data"]["message_id"] == second["data"]["message_id"] == str(rows()[0].message_id)
-    assert dispatch(now + LEASE * 3, sender).handled == 0 and len(fake.sent_to("tok-crash")) == 2
+    assert dispatch(now + held * 3, sender).handled == 0 and len(fake.sent_to("tok-crash")) == 2
 
 
 def test_two_dispatchers_side_by_side_send_each_row_once(case, fake, sender, app):
