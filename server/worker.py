@@ -52,21 +52,55 @@ class PassReport:
 
 
 class OutboxListener:
-    """A connection of its own that LISTENs for new outbox rows."""
+    """A connection of its own that LISTENs for new outbox rows. When the connection is lost
+    (the database restarted, the connection was cut) it is made again at the next wait; until
+    then the worker polls."""
 
     def __init__(self):
-        url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._conn = psycopg.connect(url, autocommit=True)
-        self._conn.execute(f"LISTEN {CHANNEL}")
+        self._url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._conn: psycopg.Connection | None = None
+        self._connect()
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    def _connect(self) -> bool:
+        try:
+            conn = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
+        except psycopg.Error:
+            return False
+        try:
+            conn.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error:
+            conn.close()
+            return False
+        self._conn = conn
+        return True
 
     def wait(self, seconds: float) -> bool:
-        """True when a notification came within ``seconds``."""
-        for _ in self._conn.notifies(timeout=max(0.0, seconds), stop_after=1):
-            return True
+        """True when a notification came within ``seconds``, or when the lost connection was
+        just made again (what was notified meanwhile went unheard: a pass should look)."""
+        if self._conn is None:
+            if self._connect():
+                log.info("worker: listening for new pushes again")
+                return True
+            time.sleep(max(0.0, seconds))
+            return False
+        try:
+            for _ in self._conn.notifies(timeout=max(0.0, seconds), stop_after=1):
+                return True
+        except psycopg.Error as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            log.warning("worker: lost the connection that listens for new pushes (%s); polling until it is back",
+                        reason)
+            self.close()
         return False
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def run(*, interval_s: float, sender: PushSender, clock: Callable[[], datetime] = utcnow,
@@ -122,12 +156,11 @@ def _step(name: str, failed, work: Callable, *args):
         return failed
 
 
-def _listener() -> OutboxListener | None:
-    try:
-        return OutboxListener()
-    except psycopg.Error:
-        log.warning("worker: cannot LISTEN for new pushes; polling only", exc_info=True)
-        return None
+def _listener() -> OutboxListener:
+    listener = OutboxListener()
+    if not listener.connected:
+        log.warning("worker: cannot LISTEN for new pushes yet; polling until the database answers")
+    return listener
 
 
 def _pause(until: float, stop: Callable[[], bool], listener: OutboxListener | None, slice_s: float = 0.5) -> None:

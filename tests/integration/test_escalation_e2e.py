@@ -1,14 +1,15 @@
 """End to end with a controlled clock: a report over HTTP, a dispatch nobody acknowledges,
 the worker's passes (re-push, the backup worker, the supervisors, then escalation to the
 community and the street), checked on the timeline and on what the fake FCM received;
-and the worker waking at once when a push is queued."""
+and the worker waking at once when a push is queued, also after the database cut the
+connection it listens on."""
 from __future__ import annotations
 
 import threading
 import time
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from server import worker
 from server.extensions import db as _db
@@ -115,3 +116,52 @@ def test_a_queued_push_wakes_the_worker_at_once(db, app):
         stop.set()
         thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+def test_the_worker_outlives_a_lost_listen_connection_and_is_woken_again(db, app):
+    """A database restart cuts the connection the worker LISTENs on: the worker goes on
+    (it died with OperationalError, pushes and escalations stopped), connects again, and a
+    new push wakes it at once as before."""
+    tree = build_tree()
+    phone_of(tree["grid_worker"])
+    worker_id = tree["grid_worker"].id
+    incident_id = make_incident(standard_categories()["0702"], tree["G1"], tree["grid_worker"]).id
+    sender, stop, failed = Collecting(), threading.Event(), []
+
+    def run():
+        with app.app_context():
+            try:
+                worker.run(interval_s=60, sender=sender, stop=stop.is_set)
+            except Exception as exc:  # the test's verdict, not a thread's traceback
+                failed.append(exc)
+
+    def listening() -> list[int]:
+        _db.session.rollback()  # pg_stat_activity is read once a transaction
+        return list(_db.session.scalars(text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN fengqiao_outbox' "
+            "AND pid <> pg_backend_pid()")))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        time.sleep(1.0)  # the first pass is over; the next is a minute away
+        [backend] = listening()
+        _db.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        _db.session.commit()
+        again = time.monotonic()
+        while (not listening() or listening() == [backend]) and time.monotonic() - again < 10:
+            time.sleep(0.1)
+        assert thread.is_alive(), f"the worker stopped: {failed}"
+        assert listening() and listening() != [backend], "the worker did not listen again"
+        notify.notify([worker_id], "task", _db.session.get(Incident, incident_id), now=utcnow(), cause="wake",
+                      deadline=utcnow() + timedelta(hours=1))
+        _db.session.commit()
+        queued = time.monotonic()
+        while not sender.pushes and time.monotonic() - queued < 10:
+            time.sleep(0.05)
+        assert sender.pushes, "the worker did not wake for the new push"
+        assert time.monotonic() - queued < 5
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive() and not failed
