@@ -78,7 +78,7 @@ class FakeFcm:
                 await writer.drain()
                 if headers.get("connection", "").lower() == "close":
                     return
-        except (ConnectionError, asyncio.CancelledError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):  # a client gone mid-request
             return
         finally:
             self._connections.discard(task)
