@@ -2,6 +2,8 @@
 #   make run    set up everything and serve http://127.0.0.1:$(PORT) with demo data (and the worker)
 #   make test   set up everything and run the whole suite against a real PostGIS
 #   make bench  set up everything and run the benchmarks (results in docs/BENCHMARKS.md)
+#   make durability  kill -9 the database, web server and worker under load, then check
+#               that nothing acknowledged was lost or doubled (docs/OPERATIONS.md)
 #   make stop   stop the embedded PostgreSQL cluster
 # DATABASE_URL=postgresql://… replaces the embedded cluster with any PostGIS.
 
@@ -15,7 +17,7 @@ WEB_WORKERS ?= 2
 export PGPORT
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test bench stop setup deps db migrate demo system-deps
+.PHONY: run test bench durability stop setup deps db migrate demo system-deps
 
 run: setup demo
 	@scripts/serve.sh $(BIN) $(HOST) $(PORT) $(WEB_WORKERS)
@@ -27,6 +29,10 @@ test: deps db-test
 bench: deps db-bench
 	@BENCH=1 scripts/system-deps.sh
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Its own throwaway cluster, server, worker and fake FCM; DURABILITY_ARGS="--help" lists options.
+durability: deps
+	$(BIN)/python scripts/durability.py $(DURABILITY_ARGS)
 
 stop:
 	@scripts/pg.sh stop
