@@ -337,9 +337,13 @@ def run_worker_against_fake_fcm(fake_url: str) -> None:
     """``flask --app wsgi worker`` in this process, firebase-admin's FCM URL pointed at the
     fake (the service account's token_uri already is), as tests/integration/conftest.py and
     bench/escalationbench.py do."""
+    import faulthandler
+
     from firebase_admin import messaging
     from flask.cli import main
     from google.auth import credentials as google_credentials
+
+    faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid>: where each thread is, into worker.log
 
     lookup = "_is_regional_access_boundary_lookup_required"
     boundary = google_credentials.CredentialsWithRegionalAccessBoundary
@@ -875,7 +879,7 @@ class Run:
                           if name in args.faults)
         self.phase = "load"
         self.say(f"Load: {args.clients} clients at {args.rate:g} reports/s in all for {args.duration:g} s; faults "
-                 + ", ".join(f"{name} at {at:.0f} s" for at, name, _ in schedule))
+                 + ", ".join(f"{name} at +{at:.0f} s" for at, name, _ in schedule))
         begun = time.monotonic()
         for thread in threads:
             thread.start()
@@ -1121,7 +1125,8 @@ def verdict(run: Run, unanswered: list[Report], settled: dict) -> tuple[list[Che
     unsent = [(mid, status, attempts, error) for mid, (status, attempts, error, _, _) in outbox.items()
               if status != "sent"]
     checks.append(Check("no push left pending or sending, none failed, expired or dead", not unsent,
-                        f"{Counter(v[0] for v in outbox.values())}", unsent))
+                        ", ".join(f"{status} {n:,}" for status, n in Counter(v[0] for v in outbox.values()).items()),
+                        unsent))
     received = run.fake.message_ids()
     got = Counter(mid for mid, _ in received)
     lost = [(mid, row[4]) for mid, row in outbox.items() if mid not in got]
@@ -1183,7 +1188,8 @@ def print_verdict(checks: list[Check], figures: dict, seconds: float) -> bool:
           f"{f['hand_offs']:,} task hand-offs")
     print(f"  pushes: {f['inbox_rows']:,} inbox rows, {f['pushes']:,} outbox rows; the fake FCM got "
           f"{f['fcm_requests']:,} messages, {f['fcm_distinct']:,} distinct message ids: {f['duplicates']:,} "
-          f"duplicates ({f['pushes_sent_twice']:,} pushes sent more than once) for the phone to drop by message_id")
+          f"duplicate{'' if f['duplicates'] == 1 else 's'} ({f['pushes_sent_twice']:,} "
+          f"push{'' if f['pushes_sent_twice'] == 1 else 'es'} sent more than once) for the phone to drop by message_id")
     for check in checks:
         print(f"  [{'ok' if check.ok else 'FAIL'}] {check.name}" + (f": {check.detail}" if check.detail else ""))
         if not check.ok:
