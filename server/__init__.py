@@ -8,6 +8,7 @@ import time
 import uuid
 
 from flask import Flask, g, request
+from sqlalchemy.exc import DBAPIError
 
 from .config import PROJECT_ROOT, load_config
 from .errors import UnsupportedMediaType, register_error_handlers
@@ -21,6 +22,7 @@ from . import extensions
 
 JSON_TYPES = ("application/json", "application/geo+json")
 request_log = logging.getLogger("fengqiao.request")
+log = logging.getLogger(__name__)
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -82,6 +84,21 @@ def _install_request_hooks(app: Flask) -> None:
             "ip": request.remote_addr,
         }, ensure_ascii=False))
         return response
+
+    # Registered after Flask-SQLAlchemy's own teardown, so it runs before it.
+    @app.teardown_appcontext
+    def end_session(exc):
+        """End the request's session. When the database went away after the answer was made
+        (a restart), the rollback of the request's read transaction fails; the answer stands
+        (the server rolled the transaction back itself, and SQLAlchemy has dropped the
+        connection from the pool), where the error would have turned it into a bare 500."""
+        sessions = extensions.db.session
+        try:
+            sessions.remove()
+        except DBAPIError as error:
+            log.warning("database gone as the request ended: %s", (str(error.orig).strip().splitlines() or [""])[0])
+            sessions.registry().invalidate()  # its connection discarded, never back in the pool
+            sessions.registry.clear()
 
 
 def _require_json_body(view) -> None:
