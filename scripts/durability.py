@@ -1141,9 +1141,10 @@ def verdict(run: Run, unanswered: list[Report], settled: dict) -> tuple[list[Che
 
     checks.append(Check("the sweep settled and the outbox drained", bool(settled) and not any(
         v for v in settled.values() if isinstance(v, int)) and "database" not in settled, str(settled)))
-    errors = ledger.answers.get(500, 0)
-    checks.append(Check("no 500 (an unhandled error) answered while the faults were on, only 503 or no answer",
-                        not errors, f"{errors} answered 500 (see {run.web.log})" if errors else ""))
+    errors = ledger.answers.get(500, 0) + sum(n for what, n in ledger.actions.items() if what.endswith(": 500"))
+    checks.append(Check("no 500 (an unhandled error) answered while the faults were on, only 503 or no answer "
+                        "(reports and supervisors' actions)", not errors,
+                        f"{errors} answered 500 (see {run.web.log})" if errors else ""))
     died = run.web.died_alone + run.worker.died_alone
     checks.append(Check("no web server or worker died on its own", not died, f"{len(died)}", died))
 
