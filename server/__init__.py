@@ -8,7 +8,6 @@ import time
 import uuid
 
 from flask import Flask, g, request
-from sqlalchemy.exc import DBAPIError
 
 from .config import PROJECT_ROOT, load_config
 from .errors import UnsupportedMediaType, register_error_handlers
@@ -22,7 +21,6 @@ from . import extensions
 
 JSON_TYPES = ("application/json", "application/geo+json")
 request_log = logging.getLogger("fengqiao.request")
-log = logging.getLogger(__name__)
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -89,16 +87,9 @@ def _install_request_hooks(app: Flask) -> None:
     @app.teardown_appcontext
     def end_session(exc):
         """End the request's session. When the database went away after the answer was made
-        (a restart), the rollback of the request's read transaction fails; the answer stands
-        (the server rolled the transaction back itself, and SQLAlchemy has dropped the
-        connection from the pool), where the error would have turned it into a bare 500."""
-        sessions = extensions.db.session
-        try:
-            sessions.remove()
-        except DBAPIError as error:
-            log.warning("database gone as the request ended: %s", (str(error.orig).strip().splitlines() or [""])[0])
-            sessions.registry().invalidate()  # its connection discarded, never back in the pool
-            sessions.registry.clear()
+        (a restart), the rollback of the request's read transaction fails: the answer stands,
+        where the error would have turned it into a bare 500 from the WSGI server."""
+        extensions.end_session()
 
 
 def _require_json_body(view) -> None:

@@ -2,6 +2,7 @@
 its statements: the primary, or for ``replica_reads`` blocks the read replica."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -10,6 +11,7 @@ from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.session import Session as _FlaskSession
 from sqlalchemy import Engine, MetaData
+from sqlalchemy.exc import DBAPIError
 
 from schemas.common import ErrorSchema
 
@@ -70,3 +72,17 @@ class _Api(Api):
 
 api = _Api()
 migrate = Migrate()
+
+
+def end_session() -> None:
+    """Close the scoped session (the end of a request, of a worker's pass). When the database
+    went away meanwhile (a restart), the rollback that closing makes fails: the server has
+    rolled the transaction back itself, so the error is logged and the session dropped with
+    its connection, instead of failing what already happened (a request's answer, the worker)."""
+    try:
+        db.session.remove()
+    except DBAPIError as error:
+        logging.getLogger("fengqiao").warning(
+            "database gone as the session ended: %s", (str(error.orig).strip().splitlines() or [""])[0])
+        db.session.registry().invalidate()  # its connection discarded, never back in the pool
+        db.session.registry.clear()

@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 import psycopg
 from flask import current_app
 
-from server.extensions import db
+from server.extensions import db, end_session
 from server.models._base import utcnow
 from server.notifications.dispatcher import DispatchReport, dispatch
 from server.notifications.senders import PushSender
@@ -131,10 +131,9 @@ def run(*, interval_s: float, sender: PushSender, clock: Callable[[], datetime] 
                 if on_pass:
                     on_pass(report)
             except Exception:
-                db.session.rollback()
                 log.exception("worker: pass failed")
             finally:
-                db.session.remove()
+                end_session()  # rolls back what failed; a database gone meanwhile does not stop the loop
             done += 1
             if passes is not None and done >= passes:
                 break

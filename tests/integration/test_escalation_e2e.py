@@ -2,7 +2,7 @@
 the worker's passes (re-push, the backup worker, the supervisors, then escalation to the
 community and the street), checked on the timeline and on what the fake FCM received;
 and the worker waking at once when a push is queued, also after the database cut the
-connection it listens on."""
+connection it listens on, and going on when the database goes away as a pass ends."""
 from __future__ import annotations
 
 import threading
@@ -15,7 +15,7 @@ from server import worker
 from server.extensions import db as _db
 from server.models import Incident, IncidentEvent, Task
 from server.models._base import utcnow
-from server.notifications.senders import PushResult
+from server.notifications.senders import LoggingSender, PushResult
 from server.services import notify
 from tests.api.test_incidents import act, report
 from tests.builders import assign, build_tree, make_user, standard_categories
@@ -165,3 +165,18 @@ def test_the_worker_outlives_a_lost_listen_connection_and_is_woken_again(db, app
         stop.set()
         thread.join(timeout=10)
     assert not thread.is_alive() and not failed
+
+
+def test_the_worker_goes_on_when_the_database_goes_away_as_a_pass_ends(db, app):
+    """The database restarts between a pass's last statement and the end of its session: the
+    rollback that ends the session fails, which stopped the worker; now the next pass comes."""
+    cut = []
+
+    def database_restarts(report):
+        backend = _db.session.execute(text("SELECT pg_backend_pid()")).scalar()
+        with _db.engine.connect() as other:  # waits until the backend is gone
+            cut.append(other.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": backend}).scalar())
+
+    assert worker.run(interval_s=0.01, sender=LoggingSender(), passes=2, on_pass=database_restarts,
+                      listen=False) == 2
+    assert cut == [True, True]
