@@ -700,7 +700,8 @@ class Run:
         f = self.fixture
         self.say(f"Fixture: {len(f.cells)} grid cells, {len(f.workers)} grid workers, {len(f.supervisors)} "
                  f"supervisors, {sum(map(len, f.devices.values()))} phones; categories "
-                 + ", ".join(f"{code} ({n} escalations to its top)" for code, n in sorted(f.categories.items()))
+                 + ", ".join(f"{code} ({n} escalation{'' if n == 1 else 's'} to its top)"
+                             for code, n in sorted(f.categories.items()))
                  + f", stages of {args.stage_seconds:g} s; gunicorn on {self.web_url}, worker every "
                  f"{args.worker_interval:g} s, fake FCM on {self.fake.url}")
 
