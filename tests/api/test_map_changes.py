@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from server.extensions import db
+from tests.incident_builders import settle
 
 
 def changes(client, cursor=None) -> dict:
@@ -18,9 +19,11 @@ def changes(client, cursor=None) -> dict:
 
 
 def touch(*incidents, status="dispatched") -> None:
+    """Change the incidents and wait until the feed may show them: until every transaction that
+    was running has ended (other databases of the cluster hold the horizon back as well)."""
     for incident in incidents:
         incident.status = status
-    db.session.commit()
+    settle()
 
 
 def touch_later(app, incident_id: int, seconds: float) -> None:
