@@ -4,9 +4,11 @@ against set-based SQL and plain HTTP, the map's vector tiles against tipg, and a
 evaluation figures against the SQL that reads the quarter's timeline, GPS ingest through the
 API against plain SQL inserts and a day's patrol coverage against one plain buffer-and-
 intersect statement, and Open311's reads and writes against plain SQL of the same rows, in the
-same run, and write docs/BENCHMARKS.md.
+same run, and a load test of a realistic mix at a city's morning peak (phones, supervisors, street
+offices' maps, with the worker pushing to a fake FCM) step by step to its knee, and write
+docs/BENCHMARKS.md.
 
-    python -m bench [--only locate,report,escalation,tiles,stats,gps,coverage,open311] [--rebuild]
+    python -m bench [--only locate,report,escalation,tiles,stats,gps,coverage,open311,load] [--rebuild]
                     [--duration 15] [--warmup 3] [--concurrency 1,4] ...
 
 The database is ``BENCH_DATABASE_URL`` or the embedded cluster's ``fengqiao_bench``.
@@ -23,11 +25,11 @@ from server import create_app
 from server.config import embedded_database_url
 
 from . import (
-    dataset, escalationbench, httpbench, machine, open311bench, patrolbench, report, reportbench, say, sqlbench,
-    statsbench, tilebench,
+    dataset, escalationbench, httpbench, loadbench, machine, open311bench, patrolbench, report, reportbench, say,
+    sqlbench, statsbench, tilebench,
 )
 
-SECTIONS = ("locate", "report", "escalation", "tiles", "stats", "gps", "coverage", "open311")
+SECTIONS = ("locate", "report", "escalation", "tiles", "stats", "gps", "coverage", "open311", "load")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="threads per gthread worker")
     p.add_argument("--only", default=",".join(SECTIONS),
                    help="comma-separated benchmarks to run (locate, report, escalation, tiles, stats, gps, coverage, "
-                        "open311); the others' last results stay in the doc")
+                        "open311, load); the others' last results stay in the doc")
     p.add_argument("--retry-share", type=float, default=0.05,
                    help="report: share of requests that re-send an earlier report byte for byte (a client retry)")
     p.add_argument("--escalation-incidents", type=int, default=escalationbench.INCIDENTS,
@@ -82,6 +84,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="coverage: the borough whose every cell gets a walker")
     p.add_argument("--coverage-repeat", type=int, default=patrolbench.REPEAT,
                    help="coverage: measured repetitions of each side (after one warm-up)")
+    p.add_argument("--load-steps", default=",".join(f"{f:g}" for f in loadbench.STEP_FACTORS),
+                   help="load: the steps, as shares of the target peak's people (streets brought in whole; above "
+                        "1 everyone speeds up); 1 is the target peak, run for --load-seconds")
+    p.add_argument("--load-step-seconds", type=int, default=90,
+                   help="load: seconds of each step (the first one twice: it warms up)")
+    p.add_argument("--load-seconds", type=int, default=240,
+                   help="load: seconds at the target peak (its first minute left out: everyone arrives at once)")
+    p.add_argument("--load-settle", type=int, default=20,
+                   help="load: seconds left out at the start of each step (the people it adds are spawned)")
+    p.add_argument("--load-floor-seconds", type=int, default=20,
+                   help="load: seconds of each floor run (GET /healthz at 10, 30, 100 req/s and unpaced)")
     p.add_argument("--no-doc", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
     args = p.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
@@ -97,6 +110,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--only takes a comma-separated list of {', '.join(SECTIONS)}")
     if not 0 <= args.retry_share < 1:
         p.error("--retry-share is a share: 0 ≤ s < 1")
+    try:
+        args.load_steps = sorted({float(f) for f in args.load_steps.split(",") if f.strip()})
+    except ValueError:
+        p.error("--load-steps takes a comma-separated list of shares of the target peak")
+    if not args.load_steps or min(args.load_steps) <= 0 or args.load_step_seconds < 10 or args.load_seconds < 10:
+        p.error("--load-steps above 0, --load-step-seconds and --load-seconds at least 10")
     if not 0 < args.escalation_overdue <= args.escalation_incidents or args.pushes < 1 or args.escalation_repeat < 1:
         p.error("--escalation-overdue must be from 1 to --escalation-incidents, --pushes and --escalation-repeat "
                 "at least 1")
@@ -179,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         results["escalation"] = escalationbench.measure(app, url, dsn, data.city_id, args)
     if "tiles" in args.only:  # the escalation fixture's incidents (rebuilt if the report benchmark emptied them)
         results["tiles"] = tilebench.measure(app, url, dsn, data.city_id, credentials, args)
-    if "stats" in args.only:  # last: its incidents replace the open ones of the two above (they rebuild theirs)
+    if "load" in args.only:  # over the incidents the table holds (after the two above: theirs); deletes its own
+        results["load"] = loadbench.measure(app, url, dsn, data.city_id, args)
+    if "stats" in args.only:  # last: its incidents replace the open ones of the three above (they rebuild theirs)
         results["stats"] = statsbench.measure(app, url, dsn, data.city_id, args)
     if "gps" in args.only or "coverage" in args.only:  # their own patrols and points: nothing of the others'
         results.update(patrolbench.measure(app, url, dsn, data.city_id, args, args.only))

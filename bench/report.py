@@ -7,6 +7,7 @@ below it is rewritten by each run.
 from __future__ import annotations
 
 import json
+import math
 
 from server.config import PROJECT_ROOT
 
@@ -23,6 +24,7 @@ TILES_KEYS = ("tiles",)
 STATS_KEYS = ("stats",)
 FIELD_KEYS = ("gps", "coverage")  # each its own benchmark
 OPEN311_KEYS = ("open311",)
+LOAD_KEYS = ("load",)
 
 
 def locate_ratios(raw: list[dict], api: list[dict]) -> list[dict]:
@@ -63,6 +65,8 @@ def carried_over(running: list[str]) -> dict:
     kept.update({k: last[k] for k in FIELD_KEYS if k not in running and k in last})
     if "open311" not in running and "open311" in last:
         kept.update({k: last[k] for k in OPEN311_KEYS})
+    if "load" not in running and "load" in last:
+        kept.update({k: last[k] for k in LOAD_KEYS})
     return kept
 
 
@@ -723,6 +727,155 @@ def _open311_section(o: dict) -> list[str]:
     return lines
 
 
+_PHONE_OPS = {"GET /sync", "GET /me/notifications", "POST /me/notifications/read", "GET /me/tasks", "POST /incidents",
+              "POST /incidents (retry)", "POST acknowledge", "POST resolve"}
+
+
+def _who(op: str) -> str:
+    if op.startswith("GET /map/") or op.endswith("(map)"):
+        return "screen"
+    return "phone" if op in _PHONE_OPS else "supervisor"
+
+
+_WHO_ORDER = {"phone": 0, "supervisor": 1, "screen": 2}
+
+
+def _ms_or_dash(v) -> str:
+    return "—" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.1f}")
+
+
+def _load_ops_table(step: dict, floor_p50: float | None) -> list[str]:
+    rows = []
+    ops = sorted(step["ops"].items(), key=lambda kv: (_WHO_ORDER[_who(kv[0])], -kv[1]["requests"]))
+    for op, o in ops:
+        server = o.get("server") or {}
+        not_2xx = ", ".join(f"{k}: {n:,}" for k, n in sorted(o["not_2xx"].items())) or "—"
+        rows.append([f"`{op}`", _who(op), f"{o['requests']:,}", f"{o['rps']:.2f}", _ms_or_dash(o["p50_ms"]),
+                     _ms_or_dash(o["p95_ms"]), _ms_or_dash(o["p99_ms"]), _ms_or_dash(server.get("p50_ms")),
+                     f"{o['p50_ms'] / floor_p50:.1f}" if floor_p50 and o["p50_ms"] else "—", not_2xx,
+                     o["unexpected"]])
+    t = step["total"]
+    rows.append(["**all**", "", f"**{t['requests']:,}**", f"**{t['rps']:.1f}**", _ms_or_dash(t["p50_ms"]),
+                 _ms_or_dash(t["p95_ms"]), _ms_or_dash(t["p99_ms"]), "", "", f"{t['conflicts']:,} conflicts (409)",
+                 t["unexpected"]])
+    return _table(["operation", "who", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "app's own p50 ms",
+                   "p50 ÷ floor", "answers other than 2xx", "unexpected"], rows)
+
+
+def _cpu(c: dict) -> str:
+    return " / ".join(f"{100 * c.get(k, 0):.0f}" for k in ("gunicorn", "postgres", "worker", "locust", "other"))
+
+
+def _load_section(ld: dict) -> list[str]:
+    steps, knee, floor, st = ld["steps"], ld["knee"], ld["floor"], ld["stored"]
+    target = next((s for s in steps if s["target"]), None)
+    good = next((s for s in steps if s["label"] == knee.get("last_good")), None)
+    ppl = ld["people"]
+    rows = []
+    for s in steps:
+        v = s["verdict"]
+        late = max((x["late_share"] for x in s["turns"].values()), default=0)
+        rows.append([s["label"], s["streets"], f"{s['people']:,} ({s['phones']:,})", f"{s['total']['rps']:.1f}",
+                     _ms_or_dash(s["total"]["p50_ms"]), _ms_or_dash(s["total"]["p95_ms"]),
+                     _ms_or_dash(s["total"]["p99_ms"]),
+                     f"{_ms_or_dash(v['worst_p99_ms'])} (`{v['worst_op']}`)" if v["worst_op"] else "—",
+                     f"{100 * late:.1f} %", s["total"]["unexpected"], _cpu(s["cpu"]),
+                     "held" if v["ok"] else "**broke**: " + "; ".join(v["reasons"])])
+    lines = [
+        f"### Load test: a city's morning peak, mixed (measured {ld['measured_at']})", "",
+        f"The bench's NYC as a city at its morning peak (the model and its defence: \"The load test\" above): "
+        f"{ppl['phones']:,} grid workers' phones, {ppl['supervisors']:,} community supervisors and {ppl['screens']} "
+        f"street-office map screens in {ppl['streets']} streets, each person signed in as their own user; "
+        f"{len(ppl['categories'])} categories reported. Server: {_server_kind(ld['server'])} "
+        f"(`{ld['server_command']}`), `flask worker` beside it pushing to the fake FCM; locust "
+        f"(`bench/loadmix.py`, one process, {ld['pool']} keep-alive connections shared by every person, timeout "
+        f"{ld['timeout_s']} s) on the same two cores. The incidents table held {ld['fixture']['incidents']:,} "
+        f"incidents, {ld['fixture']['open']:,} of them open. Load average (1, 5, 15 min) "
+        f"{', '.join(f'{x:.2f}' for x in ld['load_before'])} before the steps, "
+        f"{', '.join(f'{x:.2f}' for x in ld['load_after'])} after; the section took {ld['seconds'] / 60:.1f} min.", "",
+        f"Steps ({ld['settings']['step_seconds']} s each, the first twice as long: it warms up; the first "
+        f"{ld['settings']['settle_s']} s of each left out): streets are brought in whole, in a "
+        "stable order, until a step breaks and the next one too; then the target peak "
+        f"({ld['settings']['target_seconds']} s). A step *breaks* when an operation's p99 exceeds "
+        f"{ld['knee_rules']['p99_ms']:,} ms, an answer is unexpected, or more than "
+        f"{100 * ld['knee_rules']['late_share']:.0f} % of the people's turns start over a second late. CPU: share of "
+        "the machine's two cores used by gunicorn / PostgreSQL (every postgres process) / flask worker / locust / "
+        "everything else, in %.", "",
+        *_table(["step", "streets", "people (phones)", "req/s", "p50 ms", "p95 ms", "p99 ms", "worst p99 ms (operation)",
+                 "late turns", "unexpected", "CPU % g/pg/w/l/other", "verdict"], rows), "",
+    ]
+    if knee.get("step"):
+        lines.append(f"**The knee: step {knee['step']}** ({'; '.join(knee['reasons'])}). The last step that held: "
+                     + (f"{good['label']}, {good['total']['rps']:.1f} req/s from {good['people']:,} people "
+                        f"({good['phones']:,} phones): {100 * good['factor']:.0f} % of the target peak."
+                        if good else "none."))
+    else:
+        lines.append("No step broke: the knee is above the last step run"
+                     + (f" ({good['label']}, {good['total']['rps']:.1f} req/s)." if good else "."))
+    lines += ["", "![The mix's latency percentiles against the load, step by step](img/load.svg)", ""]
+    paced = sorted((r for r in floor.values() if r.get("paced_at")), key=lambda r: r["paced_at"])
+
+    def floor_for(step):  # the floor run paced nearest the step's rate
+        return min(paced, key=lambda r: abs(math.log(r["paced_at"] / max(0.1, step["total"]["rps"])))) \
+            if paced else None
+
+    ce = floor.get("ceiling")
+    if paced:
+        rows = [[f"{r['paced_at']:g}", f"{r['rps']:.1f}", _ms_or_dash(r["p50_ms"]), _ms_or_dash(r["p95_ms"]),
+                 _ms_or_dash(r["p99_ms"]), r["unexpected"]] for r in paced]
+        if ce:
+            rows.append(["unpaced", f"{ce['rps']:,.0f}", _ms_or_dash(ce["p50_ms"]), _ms_or_dash(ce["p95_ms"]),
+                         _ms_or_dash(ce["p99_ms"]), ce["unexpected"]])
+        lines += ["The floor, in the same run, before the mix: `GET /healthz` (no database, no token check) through "
+                  "the same locust (its users sharing the same pool of connections) and the same gunicorn, at three "
+                  "paces and unpaced (the most the harness gives):", "",
+                  *_table(["paced at req/s", "req/s", "p50 ms", "p95 ms", "p99 ms", "unexpected"], rows), ""]
+    note = ("*app's own*: the time the app logged for the request (`ms` of the request log), without the wait for a "
+            "connection or a thread; *÷ floor*: the operation's p50 over the floor's p50 at the pace nearest the "
+            "step's rate")
+    if target:
+        fl = floor_for(target)
+        lines += [f"At the target peak ({target['label']}: {target['people']:,} people, {target['seconds']:.0f} s "
+                  f"measured; CPU % g/pg/w/l/other {_cpu(target['cpu'])}); {note}:", "",
+                  *_load_ops_table(target, fl["p50_ms"] if fl else None), ""]
+    if good and good is not target:
+        fl = floor_for(good)
+        lines += [f"At the last step that held ({good['label']}: {good['people']:,} people; CPU % g/pg/w/l/other "
+                  f"{_cpu(good['cpu'])}):", "", *_load_ops_table(good, fl["p50_ms"] if fl else None), ""]
+    push = st["pushes"].get("sent", {})
+    ff = st["fake_fcm"]
+    events = ", ".join(f"{k} {v:,}" for k, v in sorted(st["events"].items(), key=lambda kv: -kv[1]))
+    woke = ld.get("pushes_to_phones", {})
+    lines += [
+        f"What the run wrote (warm-up included): {st['incidents']:,} reports ({st['distinct_client_uuids']:,} "
+        f"distinct client UUIDs, {st['keyed_incidents']:,} with their idempotency keys), now "
+        + ", ".join(f"{k} {v:,}" for k, v in sorted(st["by_status"].items(), key=lambda kv: -kv[1]))
+        + f"; timeline events: {events}; tasks: " + ", ".join(f"{k} {v:,}" for k, v in st["tasks"].items())
+        + f". Pushes: {push.get('count', 0):,} sent"
+        + (f", queued to sent p50 {push['p50_s']:.2f} s, p95 {push['p95_s']:.2f} s, p99 {push['p99_s']:.2f} s, max "
+           f"{push['max_s']:.2f} s" if push.get("count") else "")
+        + ", other states: " + (", ".join(f"{k} {v['count']:,}" for k, v in st["pushes"].items() if k != "sent")
+                                or "none")
+        + f"; the fake FCM got {ff['requests']:,} messages, {ff['of_run_sent']:,} of the sent ones, none twice"
+        + (f" (**{ff['received_twice']} twice**)" if ff["received_twice"] else "")
+        + f", {ff['sent_not_received']} sent but not received. Phones woken by a push: {woke.get('woke', 0):,}, "
+        f"of which the sync right after brought the new task: {woke.get('task_seen', 0):,}.", "",
+    ]
+    if ld["unexpected"]:
+        lines += ["Unexpected answers over the whole run:", "",
+                  *_table(["operation", "status", "code", "count"],
+                          [[f"`{u['op']}`", u["status"], u["code"] or "—", u["count"]] for u in ld["unexpected"]]), ""]
+    else:
+        lines += ["No unexpected answer in the whole run (warm-up included): no 5xx, no timeout, no 4xx but the "
+                  "409s of stale versions counted above.", ""]
+    lines += [f"Afterwards the run deleted what it added: {ld['removed'].get('incidents', 0):,} incidents (with "
+              f"{ld['removed'].get('events', 0):,} events, {ld['removed'].get('tasks', 0):,} tasks, "
+              f"{ld['removed'].get('inbox', 0):,} inbox rows, {ld['removed'].get('pushes', 0):,} pushes), "
+              f"{ld['removed'].get('users', 0):,} users with their devices and {ld['removed'].get('sessions', 0):,} "
+              "sign-in sessions.", ""]
+    return lines
+
+
 def markdown(results: dict) -> str:
     """The generated results section."""
     lines = [MARKER, "", f"## Results ({results['generated_at']})", ""]
@@ -745,6 +898,8 @@ def markdown(results: dict) -> str:
         lines += _coverage_section(results["coverage"])
     if "open311" in results:
         lines += _open311_section(results["open311"])
+    if "load" in results:
+        lines += _load_section(results["load"])
     return "\n".join(lines)
 
 
@@ -807,5 +962,12 @@ def summary(results: dict) -> str:
         lines.append(f"open311 {'POST' if r['side'] == 'api' else r['side']} C={r['concurrency']}: {side['rps']:,.1f} "
                      f"req/s, p99 {side['p99_ms']:.1f} ms, {side['errors']} not 2xx; ÷ {r['peer']} "
                      f"{r['throughput_ratio']:.3f}")
+    if "load" in results:
+        ld = results["load"]
+        for st in ld["steps"]:
+            lines.append(f"load {st['label']}: {st['people']:,} people, {st['total']['rps']:.1f} req/s, p50 "
+                         f"{st['total']['p50_ms'] or 0:.0f} p99 {st['total']['p99_ms'] or 0:.0f} ms, "
+                         f"{st['total']['unexpected']} unexpected: {'held' if st['verdict']['ok'] else 'broke'}")
+        lines.append(f"load knee: {ld['knee']['step'] or 'none'} (last good {ld['knee']['last_good']})")
     lines.append(f"details: {DOC.relative_to(PROJECT_ROOT)}")
     return "\n".join(lines)
