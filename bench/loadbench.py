@@ -312,9 +312,11 @@ def data_file(app: Flask, dsn: str, base_url: str, people: dict, args, run_id: s
     for street_id in street_order:
         ordered += by_street[street_id]
         cumulative.append(len(ordered))
-    phones_by_streets = [0]
+    kinds_by_streets = {kind: [0] for kind in MODEL}
     for street_id in street_order:
-        phones_by_streets.append(phones_by_streets[-1] + sum(1 for x in by_street[street_id] if x["kind"] == "phone"))
+        for kind, counts in kinds_by_streets.items():
+            counts.append(counts[-1] + sum(1 for x in by_street[street_id] if x["kind"] == kind))
+    phones_by_streets = kinds_by_streets["phone"]
     steps = plan_steps(args.load_steps, phones_by_streets, args.load_step_seconds, args.load_seconds)
     codes = [c[0] for c in people["categories"]]
     grid = [c for c, level in people["categories"] if level == "grid"]
@@ -325,6 +327,7 @@ def data_file(app: Flask, dsn: str, base_url: str, people: dict, args, run_id: s
         "spawn_rate": SPAWN_RATE, "settle_s": args.load_settle, "target_settle_s": TARGET_SETTLE_S, "model": MODEL,
         "knee": KNEE,
         "people": ordered, "people_by_streets": cumulative, "phones_by_streets": phones_by_streets,
+        "kinds_by_streets": kinds_by_streets,
         "phone_ids": [p[0] for p in people["phones"]], "categories": codes, "category_weights": weights,
         "descriptions": list(DESCRIPTIONS), "steps": steps["plan"], "target_step": steps["target"],
     }
@@ -589,6 +592,7 @@ def window_stats(records: dict, start: float, end: float, server_ms: dict | None
         ops[op] = row
     every = [cols["ms"][i] for i in idx]
     total = {"requests": len(idx), "rps": len(idx) / seconds, **_percentiles(every),
+             "over_timeout": sum(1 for ms in every if ms > TIMEOUT_S * 1000),  # waited longer than a client would
              "conflicts": sum(o["conflicts"] for o in ops.values()),
              "unexpected": sum(o["unexpected"] for o in ops.values())}
     return {"seconds": seconds, "ops": ops, "total": total}
@@ -779,11 +783,38 @@ def analyse(records: dict, steps: list[dict], server_ms: dict, sampler: CpuSampl
     for i, status in enumerate(records["status"]):
         if not _expected(status, records["code"][i]):
             unexpected[(records["op"][i], status, records["code"][i])] += 1
-    return {"steps": rows, "knee": _knee(steps),
+    for row in rows:  # what each kind of person sent: requests a second, and an hour per person
+        kinds = {kind: data["kinds_by_streets"][kind][row["streets"]] for kind in MODEL}
+        sent = Counter()
+        for op, o in row["ops"].items():
+            sent[_kind_of(op)] += o["requests"]
+        row["by_kind"] = {kind: {"people": n, "rps": sent[kind] / row["seconds"],
+                                 "per_person_h": sent[kind] / row["seconds"] * 3600 / n if n else None}
+                          for kind, n in kinds.items()}
+    knee = _knee(steps)
+    good = next((r for r in rows if r["label"] == knee.get("last_good")), None)
+    offered = None
+    if good:  # the target's people at the pace each kind kept at the last step that held
+        everyone = {kind: data["kinds_by_streets"][kind][-1] for kind in MODEL}
+        by_kind = {kind: good["by_kind"][kind]["per_person_h"] * n / 3600 for kind, n in everyone.items()
+                   if good["by_kind"][kind]["per_person_h"] is not None}
+        offered = {"from_step": good["label"], "by_kind": by_kind, "total": sum(by_kind.values())}
+    return {"steps": rows, "knee": knee, "offered_at_target": offered,
             "unexpected": [{"op": op, "status": st, "code": code, "count": n}
                            for (op, st, code), n in unexpected.most_common()],
             "requests_total": len(records["start"]), "pushes_to_phones": records.get("pushes", {}),
             "run_seconds": (max(records["start"]) - min(records["start"])) if records["start"] else 0}
+
+
+_PHONE_OPS = {"GET /sync", "GET /me/notifications", "POST /me/notifications/read", "GET /me/tasks", "POST /incidents",
+              "POST /incidents (retry)", "POST acknowledge", "POST resolve"}
+
+
+def _kind_of(op: str) -> str:
+    """Who sends an operation (the names bench/loadmix.py gives them)."""
+    if op.startswith("GET /map/") or op.endswith("(map)"):
+        return "screen"
+    return "phone" if op in _PHONE_OPS else "supervisor"
 
 
 def stored(dsn: str, data: dict, received: dict) -> dict:
@@ -856,7 +887,8 @@ def chart(result: dict, path: Path = CHART) -> None:
     decade = y_lo
     while decade <= y_hi:
         out.append(f'<line x1="{left}" x2="{w - right}" y1="{py(decade):.1f}" y2="{py(decade):.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{left - 6}" y="{py(decade) + 4:.1f}" text-anchor="end">{decade:g} ms</text>')
+        label = f"{decade / 1000:g} s" if decade >= 1000 else f"{decade:g} ms"
+        out.append(f'<text x="{left - 6}" y="{py(decade) + 4:.1f}" text-anchor="end">{label}</text>')
         decade *= 10
     tick = 0.0
     while tick <= x_max + 1e-9:

@@ -727,14 +727,9 @@ def _open311_section(o: dict) -> list[str]:
     return lines
 
 
-_PHONE_OPS = {"GET /sync", "GET /me/notifications", "POST /me/notifications/read", "GET /me/tasks", "POST /incidents",
-              "POST /incidents (retry)", "POST acknowledge", "POST resolve"}
-
-
 def _who(op: str) -> str:
-    if op.startswith("GET /map/") or op.endswith("(map)"):
-        return "screen"
-    return "phone" if op in _PHONE_OPS else "supervisor"
+    from .loadbench import _kind_of  # (imported here: report.py loads no benchmark at import)
+    return _kind_of(op)
 
 
 _WHO_ORDER = {"phone": 0, "supervisor": 1, "screen": 2}
@@ -752,7 +747,7 @@ def _load_ops_table(step: dict, floor_p50: float | None) -> list[str]:
         not_2xx = ", ".join(f"{k}: {n:,}" for k, n in sorted(o["not_2xx"].items())) or "—"
         rows.append([f"`{op}`", _who(op), f"{o['requests']:,}", f"{o['rps']:.2f}", _ms_or_dash(o["p50_ms"]),
                      _ms_or_dash(o["p95_ms"]), _ms_or_dash(o["p99_ms"]), _ms_or_dash(server.get("p50_ms")),
-                     f"{o['p50_ms'] / floor_p50:.1f}" if floor_p50 and o["p50_ms"] else "—", not_2xx,
+                     _ratio(o["p50_ms"] / floor_p50) if floor_p50 and o["p50_ms"] else "—", not_2xx,
                      o["unexpected"]])
     t = step["total"]
     rows.append(["**all**", "", f"**{t['requests']:,}**", f"**{t['rps']:.1f}**", _ms_or_dash(t["p50_ms"]),
@@ -760,6 +755,10 @@ def _load_ops_table(step: dict, floor_p50: float | None) -> list[str]:
                  t["unexpected"]])
     return _table(["operation", "who", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "app's own p50 ms",
                    "p50 ÷ floor", "answers other than 2xx", "unexpected"], rows)
+
+
+def _ratio(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.1f}"
 
 
 def _cpu(c: dict) -> str:
@@ -774,7 +773,7 @@ def _load_section(ld: dict) -> list[str]:
     rows = []
     for s in steps:
         v = s["verdict"]
-        late = max((x["late_share"] for x in s["turns"].values()), default=0)
+        late = v["late_share"]
         rows.append([s["label"], s["streets"], f"{s['people']:,} ({s['phones']:,})", f"{s['total']['rps']:.1f}",
                      _ms_or_dash(s["total"]["p50_ms"]), _ms_or_dash(s["total"]["p95_ms"]),
                      _ms_or_dash(s["total"]["p99_ms"]),
@@ -798,7 +797,8 @@ def _load_section(ld: dict) -> list[str]:
         "stable order, until a step breaks and the next one too; then the target peak "
         f"({ld['settings']['target_seconds']} s). A step *breaks* when an operation's p99 exceeds "
         f"{ld['knee_rules']['p99_ms']:,} ms, an answer is unexpected, or more than "
-        f"{100 * ld['knee_rules']['late_share']:.0f} % of the people's turns start over a second late. CPU: share of "
+        f"{100 * ld['knee_rules']['late_share']:.0f} % of the turns of a kind of person (phones, supervisors, screens) "
+        "start over a second late (the *late turns* column: the kind furthest behind). CPU: share of "
         "the machine's two cores used by gunicorn / PostgreSQL (every postgres process) / flask worker / locust / "
         "everything else, in %.", "",
         *_table(["step", "streets", "people (phones)", "req/s", "p50 ms", "p95 ms", "p99 ms", "worst p99 ms (operation)",
@@ -812,6 +812,21 @@ def _load_section(ld: dict) -> list[str]:
     else:
         lines.append("No step broke: the knee is above the last step run"
                      + (f" ({good['label']}, {good['total']['rps']:.1f} req/s)." if good else "."))
+    offered = ld.get("offered_at_target")
+    if offered and good:
+        rows = []
+        for kind, label in (("phone", "phones"), ("supervisor", "supervisors"), ("screen", "screens")):
+            k = good["by_kind"][kind]
+            rows.append([label, f"{k['people']:,}", f"{k['rps']:.1f}", f"{k['per_person_h']:.1f}",
+                         f"{ld['people'][label]:,}", f"{offered['by_kind'][kind]:.1f}"])
+        rows.append(["**all**", f"{good['people']:,}", f"{good['total']['rps']:.1f}", "",
+                     f"{sum(ld['people'][x] for x in ('phones', 'supervisors', 'screens')):,}",
+                     f"**{offered['total']:.0f}**"])
+        lines += ["", f"What each kind of person sent at the last step that held ({good['label']}), and the target's "
+                  "people at that pace: the load the target peak offers, which the server then answered at "
+                  f"{target['total']['rps']:.1f} req/s:" if target else "", "",
+                  *_table(["who", f"people at {good['label']}", "req/s", "requests a person an hour",
+                           "people at the target", "req/s offered at the target"], rows)]
     lines += ["", "![The mix's latency percentiles against the load, step by step](img/load.svg)", ""]
     paced = sorted((r for r in floor.values() if r.get("paced_at")), key=lambda r: r["paced_at"])
 
@@ -835,8 +850,13 @@ def _load_section(ld: dict) -> list[str]:
             "step's rate")
     if target:
         fl = floor_for(target)
+        over = target["total"].get("over_timeout")
+        waited = (f" {over:,} of its {target['total']['requests']:,} requests ({100 * over / target['total']['requests']:.0f} %) "
+                  f"waited longer than {ld['timeout_s']} s, where a phone or a browser would have given up (the wait "
+                  "for a free connection of the pool is not bounded by the timeout, which is the socket's)."
+                  if over else "")
         lines += [f"At the target peak ({target['label']}: {target['people']:,} people, {target['seconds']:.0f} s "
-                  f"measured; CPU % g/pg/w/l/other {_cpu(target['cpu'])}); {note}:", "",
+                  f"measured; CPU % g/pg/w/l/other {_cpu(target['cpu'])}).{waited} {note[0].upper() + note[1:]}:", "",
                   *_load_ops_table(target, fl["p50_ms"] if fl else None), ""]
     if good and good is not target:
         fl = floor_for(good)
