@@ -53,6 +53,7 @@ def describe(dsn: str) -> dict:
         "flask": version("flask"),
         "psycopg": version("psycopg"),
         "wrk": _tool_version(["wrk", "--version"]).split(" Copyright")[0],
+        "locust": version("locust"),
         "pgbench": _tool_version([str(PGBENCH), "--version"]),
         **server_versions(dsn),
     }

@@ -98,7 +98,7 @@ def _run_row(side: str, run: dict, same_distribution: float | None = None) -> li
 
 
 def _machine_section(m: dict, report: dict | None, escalation: dict | None = None,
-                     tiles: dict | None = None, stats: dict | None = None) -> list[str]:
+                     tiles: dict | None = None, stats: dict | None = None, load: dict | None = None) -> list[str]:
     loads = []
     if "load_before" in m:
         loads.append(["Load average (1 min), locate", f"{m['load_before']:.2f} before the runs, {m['load_after']:.2f} "
@@ -115,11 +115,14 @@ def _machine_section(m: dict, report: dict | None, escalation: dict | None = Non
     if stats:
         loads.append(["Load average (1 min), stats", f"{stats['load_before']:.2f} before the runs, "
                       f"{stats['load_after']:.2f} after"])
+    if load:
+        loads.append(["Load average (1 min), load test", f"{load['load_before'][0]:.2f} before the steps, "
+                      f"{load['load_after'][0]:.2f} after"])
     return ["### Machine", "", *_table(["", ""], [
         ["CPU", f"{m['cpu']} — {m['cores']} cores"], ["Memory", f"{m['memory_gib']} GiB"], ["OS", m["os"]],
         ["PostgreSQL", m["postgresql"]], ["PostGIS", f"{m['postgis']} (GEOS {m['geos']})"],
         ["Python", f"{m['python']}, Flask {m['flask']}, gunicorn {m['gunicorn']}, psycopg {m['psycopg']}"],
-        ["Load generators", f"{m['pgbench']}; {m['wrk']}"],
+        ["Load generators", f"{m['pgbench']}; {m['wrk']}" + (f"; locust {m['locust']}" if m.get("locust") else "")],
         *loads,
     ]), ""]
 
@@ -900,7 +903,7 @@ def markdown(results: dict) -> str:
     """The generated results section."""
     lines = [MARKER, "", f"## Results ({results['generated_at']})", ""]
     lines += _machine_section(results["machine"], results.get("report"), results.get("escalation"),
-                              results.get("tiles"), results.get("stats"))
+                              results.get("tiles"), results.get("stats"), results.get("load"))
     lines += _build_section(results["dataset"])
     if "raw" in results:
         lines += _locate_section(results)
