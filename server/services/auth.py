@@ -19,7 +19,7 @@ from datetime import timedelta
 
 import jwt
 from flask import current_app
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from server.domain.permissions import Actor
 from server.errors import RateLimited, Unauthorized
@@ -91,20 +91,46 @@ def check_throttle(username: str, client_ip: str) -> None:
                               headers={"Retry-After": str(retry_after)})
 
 
+def begin_attempt(username: str, client_ip: str) -> int:
+    """Count a password attempt before the password is checked, and return its id: refused
+    (429) when recent failures for this user name (a ``throttle_key``) or address reach the
+    limit, else recorded as failed and committed. The check and the record are made under a
+    lock per user name and per address, so guesses sent at once are counted one after
+    another (checked first and recorded after, twenty at once would all pass a limit of
+    five). The caller marks the attempt succeeded (``attempt_succeeded``)."""
+    for kind, value in (("name", username), ("address", client_ip)):  # always in this order: no deadlock
+        db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:kind), hashtext(:value))"),
+                           {"kind": f"fengqiao:login-{kind}", "value": value})
+    try:
+        check_throttle(username, client_ip)
+    except RateLimited:
+        db.session.rollback()
+        raise
+    attempt = LoginAttempt(username=username, client_ip=client_ip, succeeded=False)
+    db.session.add(attempt)
+    db.session.flush()
+    attempt_id = attempt.id
+    db.session.commit()  # counted (and the locks released) before the slow password check
+    return attempt_id
+
+
+def attempt_succeeded(attempt_id: int) -> None:
+    """The attempt counted by ``begin_attempt`` succeeded (committed by the caller)."""
+    db.session.execute(update(LoginAttempt).where(LoginAttempt.id == attempt_id).values(succeeded=True))
+
+
 def login(username: str, password: str, *, client_ip: str, user_agent: str | None) -> TokenPair:
     """Sign in with user name and password (登录). Errors: auth.rate_limited, auth.invalid_credentials."""
     username = username.strip()
     # PostgreSQL's lower() decides which user this is (the unique index uses it; Python's
     # lower() differs for a few letters such as a final Σ); the throttle key only needs
     # to be stable, and as long as the column at most.
-    key = throttle_key(username)
-    check_throttle(key, client_ip)
+    attempt = begin_attempt(throttle_key(username), client_ip)
     user = db.session.scalars(select(User).where(func.lower(User.username) == func.lower(username))).one_or_none()
     ok = verify_password(user.password_hash if user else None, password) and user.is_active
-    db.session.add(LoginAttempt(username=key, client_ip=client_ip, succeeded=ok))
-    if not ok:
-        db.session.commit()  # the failure must count even though the request fails
+    if not ok:  # counted already
         raise Unauthorized("auth.invalid_credentials", "Wrong user name or password, or the account is disabled.")
+    attempt_succeeded(attempt)
     session = AuthSession(
         id=uuid.uuid4(), user_id=user.id, client_ip=client_ip, user_agent=(user_agent or "")[:256],
         expires_at=utcnow() + timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL"]),

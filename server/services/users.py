@@ -14,14 +14,14 @@ from server.domain.people import allowed_scope_levels
 from server.domain.permissions import USER_MANAGE, USER_READ, Actor
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound
 from server.extensions import db
-from server.models import AuthSession, Department, GridAssignment, LoginAttempt, Region, User
+from server.models import AuthSession, Department, GridAssignment, Region, User
 from server.models._base import utcnow
 
 from .access import authorize, visible_users, within_scope
-from .auth import check_throttle, throttle_key
+from .auth import attempt_succeeded, begin_attempt, throttle_key
 from .constraints import violated_constraint
 from .pagination import Page, paginate
-from .passwords import hash_password, verify_password
+from .passwords import check_strength, hash_password, verify_password
 from .versioning import commit_edit
 
 USER_NOT_FOUND = "user.not_found"
@@ -249,13 +249,14 @@ def change_my_password(actor: Actor, data: dict, *, session_id: uuid.UUID, clien
     be used to guess the password. Errors: auth.rate_limited, auth.wrong_password,
     user.weak_password.
     """
+    check_strength(data["new_password"])  # before the attempt counts: a weak choice is no wrong guess
+    username = db.session.get(User, actor.user_id).username
+    attempt = begin_attempt(throttle_key(username), client_ip)
     user = db.session.get(User, actor.user_id)
-    check_throttle(throttle_key(user.username), client_ip)
-    if not verify_password(user.password_hash, data["current_password"]):
-        db.session.add(LoginAttempt(username=throttle_key(user.username), client_ip=client_ip, succeeded=False))
-        db.session.commit()  # the failure must count even though the request fails
+    if not verify_password(user.password_hash, data["current_password"]):  # counted already
         raise Forbidden("auth.wrong_password", "The current password is wrong.",
                         errors={"current_password": ["Wrong password."]})
+    attempt_succeeded(attempt)
     user.password_hash = hash_password(data["new_password"])
     _end_sessions(user.id, "password_changed", keep=session_id)
     db.session.commit()
