@@ -82,6 +82,9 @@ def load_config() -> dict:
             "max_overflow": _int("FENGQIAO_DB_MAX_OVERFLOW", 10),
             "pool_recycle": _int("FENGQIAO_DB_POOL_RECYCLE", 1800),
             "connect_args": {"prepare_threshold": _prepare_threshold()},
+            # an error's text leaves out the statement's parameters (password and token hashes,
+            # phone numbers): it is logged
+            "hide_parameters": True,
         },
         "SECRET_KEY": _secret_key(),
         # Tokens: a short-lived signed access token and a rotating opaque refresh token.

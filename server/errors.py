@@ -12,6 +12,7 @@ with ``answer_errors_under``; the handlers here serve it too.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable
 
 from flask import Flask, Response, jsonify, request
@@ -145,6 +146,18 @@ def _error_response(status: int, code: str, message: str, errors: dict | None = 
     return response
 
 
+def database_summary(exc: DBAPIError) -> str:
+    """What a log says of a database error: its kind, SQLSTATE, table, column, constraint
+    and primary message — never its DETAIL, where PostgreSQL writes the failing row or key
+    (password and token hashes, phone numbers), nor the statement's parameters."""
+    orig = exc.orig
+    diag = getattr(orig, "diag", None)
+    fields = {name: getattr(diag, name, None) for name in ("table_name", "column_name", "constraint_name")}
+    where = " ".join(f"{name.removesuffix('_name')}={value}" for name, value in fields.items() if value)
+    primary = getattr(diag, "message_primary", None) or type(orig).__name__
+    return f"{type(orig).__name__} {getattr(orig, 'sqlstate', None) or ''} {where} {primary}".replace("  ", " ")
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
@@ -170,15 +183,17 @@ def register_error_handlers(app: Flask) -> None:
         if isinstance(exc, DataError):
             # A value the schemas let through but the column refuses (too long after
             # normalisation, out of range): the client's input, so 422, never 500.
-            log.warning("database refused a value: %s", exc.orig)
+            log.warning("database refused a value: %s", database_summary(exc))
             return _error_response(422, "request.invalid_value", "A value is too long or out of range.")
         if exc.connection_invalidated or isinstance(exc, OperationalError):
             # The database restarted or is unreachable: SQLAlchemy has invalidated the
             # pool; the client may simply retry.
-            log.warning("database unavailable: %s", exc.orig)
+            log.warning("database unavailable: %s", database_summary(exc))
             return _error_response(503, "service.database_unavailable",
                                    "The database is unavailable; retry in a moment.", headers={"Retry-After": "1"})
-        return unexpected(exc)
+        log.error("unhandled database error: %s\n%s", database_summary(exc),
+                  "".join(traceback.format_tb(exc.__traceback__)))
+        return _error_response(500, "internal", "Internal error; it has been logged.")
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

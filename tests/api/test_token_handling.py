@@ -10,7 +10,8 @@ import threading
 
 import jwt
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from server.extensions import db
 from server.models import LoginAttempt
@@ -161,3 +162,19 @@ def test_no_token_or_password_reaches_the_logs(tree, http, caplog):
     for secret in (pair["access_token"], pair["access_token"].split(".")[2], pair["refresh_token"], PASSWORD,
                    "a wrong password"):
         assert secret not in logged
+
+
+def test_database_errors_are_logged_without_their_values(tree, app, caplog):
+    """Neither the statement's parameters nor PostgreSQL's DETAIL (the failing row: password
+    and token hashes, phone numbers) reach the log or the error's text."""
+    with pytest.raises(IntegrityError) as failure:
+        db.session.execute(text("INSERT INTO users (id, username) VALUES (:id, :secret)"),
+                           {"id": tree["admin"].id, "secret": "secret-hash-value"})
+    db.session.rollback()
+    assert "parameters hidden" in str(failure.value) and "'secret-hash-value'" not in str(failure.value)
+    with app.test_request_context("/api/v1/me"), caplog.at_level(logging.DEBUG):
+        response = app.handle_user_exception(failure.value)
+    assert response.status_code == 500 and response.get_json()["code"] == "internal"
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "NotNullViolation 23502 table=users column=display_name" in logged
+    assert "secret-hash-value" not in logged
