@@ -5,8 +5,8 @@ data masked whoever asks (an export leaves the system); and a region's evaluatio
 endpoints give them, one row each.
 
 The writing is shared: ``csv_chunks`` / ``write_csv`` (UTF-8 with a byte-order mark) and
-``write_xlsx`` (openpyxl's write-only mode); text a person typed goes through ``_safe``
-(CSV injection). Read-only.
+``write_xlsx`` (openpyxl's write-only mode); every text cell they write goes through
+``_safe`` (CSV injection), whatever column it is and whoever typed it. Read-only.
 """
 from __future__ import annotations
 
@@ -57,12 +57,22 @@ def _label(labels: dict, key: str | None, lang: str) -> str:
     return key if pair is None else pair[0 if lang == "zh" else 1]
 
 
+# What a spreadsheet may take for the start of a formula: = + - @, a tab or carriage return
+# before one, and the full-width forms an input method types (Excel reads ＝ as =).
+FORMULA_STARTS = "=+-@\t\r＝＋－＠"
+
+
 def _safe(text: str | None) -> str:
-    """A cell a spreadsheet will not run as a formula (CSV injection): a leading =, +, - or @
-    gets a quote in front."""
+    """A cell a spreadsheet will not run as a formula (CSV injection): one that could start
+    a formula gets a quote in front. Applied to every text cell by the writers."""
     if not text:
         return ""
-    return "'" + text if text[0] in "=+-@\t\r" else text
+    return "'" + text if text[0] in FORMULA_STARTS else text
+
+
+def _cells(row: Sequence) -> list:
+    """A row as written: text made ``_safe``, numbers and the rest as they are."""
+    return [_safe(value) if isinstance(value, str) else value for value in row]
 
 
 def header(columns: Sequence[tuple[str, str]], lang: str) -> list[str]:
@@ -79,7 +89,7 @@ def csv_chunks(rows: Iterable[list]) -> Iterator[str]:
     writer = csv.writer(buffer)
     yield "\ufeff"
     for n, row in enumerate(rows, start=1):
-        writer.writerow(row)
+        writer.writerow(_cells(row))
         if n % BATCH == 0:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -101,7 +111,7 @@ def write_xlsx(out: BinaryIO, sheets: Iterable[tuple[str, Iterable[list]]]) -> N
         for title, rows in sheets:
             sheet = book.create_sheet(title)
             for row in rows:
-                sheet.append(row)
+                sheet.append(_cells(row))
     except BaseException:
         # a half-written sheet left open would be finished later by the garbage collector,
         # writing to a closed file: finish it now, then let the error go
@@ -175,10 +185,10 @@ def _values(r, zone: ZoneInfo, now, lang: str) -> list:
     return [r.id, _when(r.reported_at, zone), r.code, r.name if lang == "zh" else r.name_en,
             _label(STATE_LABELS, r.status, lang), _label(LEVEL_LABELS, r.level, lang),
             _label(LIGHT_LABELS, lit, lang), _label(PRIORITY_LABELS, r.priority, lang),
-            _label(SOURCE_LABELS, r.source, lang), r.cell_code, _safe(r.cell), _safe(r.address),
+            _label(SOURCE_LABELS, r.source, lang), r.cell_code, r.cell, r.address,
             _when(r.due_at, zone), _when(r.resolved_at, zone), _when(r.closed_at, zone),
             _label(LEVEL_LABELS, r.resolved_level, lang), mask_name(r.contact_name) or "",
-            mask_phone(r.contact_phone) or "", _safe(r.description)]
+            mask_phone(r.contact_phone) or "", r.description]
 
 
 def incident_sheet_title(lang: str) -> str:
@@ -259,7 +269,7 @@ def _pct(rate: float | None) -> float | None:
 
 
 def _name(thing, lang: str) -> str:
-    return _safe(thing.name if lang == "zh" else (thing.name_en or thing.name))
+    return thing.name if lang == "zh" else (thing.name_en or thing.name)
 
 
 def _region_row(region, figures: dict, score, rank, change_pp: dict, lang: str) -> list:
@@ -305,7 +315,7 @@ def worker_rows(actor: Actor, region_id: int, period: stats.Period, lang: str) -
     name and area (the people evaluated), nothing else of theirs."""
     found = stats.worker_stats(actor, region_id, period)
     return [header(WORKER_COLUMNS, lang)] + [
-        [_safe(w["worker"].display_name), _name(w["worker"].region, lang), w["reports"], w["valid_reports"],
+        [w["worker"].display_name, _name(w["worker"].region, lang), w["reports"], w["valid_reports"],
          _pct(w["valid_rate"]), w["resolved_on_spot"], *_task_values(w)]
         for w in found["workers"]]
 

@@ -62,3 +62,44 @@ def test_the_same_as_an_excel_workbook(tree, cases, client_for, monkeypatch):
     monkeypatch.setattr(exports, "XLSX_MAX_ROWS", 1)
     too_many = community.get("/api/v1/incidents/export.xlsx")
     assert too_many.status_code == 400 and too_many.json()["code"] == "export.too_large"
+
+
+FORMULAS = ("=1+1", "+1+1", "-1+1", "@SUM(A1)", "\t=1", "\r=1", "＝1+1")
+
+
+def test_no_cell_of_any_column_is_run_as_a_formula(tree, cases, client_for):
+    """Every text cell, whatever column it is in and whoever typed it: a cell code from an
+    imported file, a category name, a caller's masked name, a department's code."""
+    from openpyxl import load_workbook
+
+    from tests.builders import make_department, make_region
+    from tests.incident_builders import make_incident
+
+    admin = client_for(tree["admin"])
+    category = cases["late"].category
+    category.name = category.name_en = "=2+3"
+    cell = make_region("@SUM(A1)", "grid", (-118.36, 34.04, -118.355, 34.045), tree["K1"], name="+cmd|' /C calc'!A0")
+    make_incident(category, cell, None, contact_name="=HYPERLINK(1)", contact_phone="+8613812345678",
+                  address="-2+3", description="\t=1+1")
+    make_department("-1+1", tree["K1"], name="=部门")
+    db.session.commit()
+    dangerous = tuple(f[0] for f in FORMULAS)
+    for lang in ("zh", "en"):
+        for row in csv.reader(io.StringIO(rows_text(admin.get("/api/v1/incidents/export.csv", params={"lang": lang})))):
+            assert not any(value.startswith(dangerous) for value in row), row
+        book = load_workbook(io.BytesIO(admin.get("/api/v1/incidents/export.xlsx", params={"lang": lang}).content))
+        for row in book.active.iter_rows():
+            for value in row:
+                assert value.data_type != "f" and not str(value.value or "").startswith(dangerous), value.value
+    period = {"from": "2026-01-01", "to": "2026-02-01"}
+    for path in (f"/api/v1/stats/regions/{tree['C'].id}/export.csv",
+                 f"/api/v1/stats/regions/{tree['C'].id}/departments/export.csv"):
+        got = admin.get(path, params=period)
+        assert got.status_code == 200
+        for row in csv.reader(io.StringIO(got.content.decode("utf-8")[1:])):
+            assert not any(value.startswith(dangerous) for value in row), row
+
+
+def rows_text(response) -> str:
+    assert response.status_code == 200, response.text
+    return response.content.decode("utf-8")[1:]
