@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -140,13 +141,20 @@ def _environment_once(session, url: str) -> None:
     session.trust_env = False
 
 
+# FCM's answers are read as untrusted input: a code is a short string or nothing, a wait is
+# a finite number of seconds of at most a day (a message waiting longer expires instead).
+MAX_CODE_LENGTH = 64
+MAX_RETRY_AFTER_S = 24 * 3600.0
+
+
 def _result(response) -> PushResult:
     if response.success:
         return PushResult("sent", name=response.message_id)
     error = response.exception
     http = getattr(error, "http_response", None)
-    status = http.status_code if http is not None else None
-    code = _fcm_code(http) or getattr(error, "code", None) or type(error).__name__
+    status = getattr(http, "status_code", None) if http is not None else None
+    status = status if isinstance(status, int) else None
+    code = _fcm_code(http) or _code(getattr(error, "code", None)) or type(error).__name__
     detail = str(error)[:500]
     if code in DEAD_CODES:
         return PushResult("dead", http_status=status, error_code=code, detail=detail)
@@ -156,33 +164,45 @@ def _result(response) -> PushResult:
     return PushResult("failed", http_status=status, error_code=code, detail=detail)
 
 
+def _code(value) -> str | None:
+    """An error code as kept: a non-empty string of a sane length, else None."""
+    return value[:MAX_CODE_LENGTH] if isinstance(value, str) and value else None
+
+
 def _fcm_code(http) -> str | None:
-    """FCM's own error code (details[].errorCode), else the API status (e.g. INVALID_ARGUMENT)."""
+    """FCM's own error code (details[].errorCode), else the API status (e.g. INVALID_ARGUMENT);
+    None when the body is not the JSON FCM documents."""
     if http is None:
         return None
     try:
-        error = http.json().get("error", {})
-    except ValueError:
+        body = http.json()
+    except (ValueError, RecursionError):
         return None
-    for detail in error.get("details", []) or []:
-        if isinstance(detail, dict) and detail.get("errorCode"):
-            return detail["errorCode"]
-    return error.get("status")
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None
+    details = error.get("details")
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict) and _code(detail.get("errorCode")):
+            return _code(detail["errorCode"])
+    return _code(error.get("status"))
 
 
 def _retry_after(http) -> float | None:
-    """Retry-After in seconds (delta form; an HTTP date is read as the wait until then)."""
-    if http is None:
-        return None
-    value = http.headers.get("Retry-After")
-    if not value:
+    """Retry-After in seconds (delta form; an HTTP date is read as the wait until then),
+    between 0 and MAX_RETRY_AFTER_S; None when absent or unreadable."""
+    value = getattr(http, "headers", {}).get("Retry-After") if http is not None else None
+    if not value or not isinstance(value, str):
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         from email.utils import parsedate_to_datetime
         try:
-            return max(0.0, (parsedate_to_datetime(value) - datetime.now(parsedate_to_datetime(value).tzinfo))
-                       .total_seconds())
-        except (TypeError, ValueError):
+            when = parsedate_to_datetime(value)
+            seconds = (when - datetime.now(when.tzinfo)).total_seconds()
+        except (TypeError, ValueError, OverflowError):
             return None
+    if math.isnan(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_S)

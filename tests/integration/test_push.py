@@ -132,6 +132,22 @@ def test_429_waits_at_least_its_retry_after_then_goes_through(case, fake, sender
     assert outcomes == ["retry", "sent"] and len(fake.sent_to("tok-busy")) == 2
 
 
+@pytest.mark.parametrize("retry_after", ["1e999", "99999999999999", "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_an_absurd_retry_after_waits_a_day_at_most_and_spoils_nothing_else(case, fake, sender, retry_after):
+    """FCM's answers are untrusted input (OWASP API10): an endless wait once crashed the
+    dispatcher's pass, leaving its whole batch to be sent again and again."""
+    tree, incident = case
+    device(tree["grid_worker"], "tok-odd")
+    device(tree["grid_worker"], "tok-fine")
+    fake.script["tok-odd"] = [(429, {"Retry-After": retry_after}, "QUOTA_EXCEEDED")]
+    queue(tree["grid_worker"], incident, "c1", deadline=utcnow() + timedelta(days=3))
+    now = utcnow()
+    report = dispatch(now, sender)
+    assert (report.sent, report.retried) == (1, 1)
+    odd = next(row for row in rows() if row.status == "pending")
+    assert now + timedelta(hours=23) < odd.next_attempt_at <= now + timedelta(days=1, seconds=1)
+
+
 def test_503s_back_off_within_the_bound_and_give_up_with_the_reason(case, fake, sender, app, monkeypatch):
     tree, incident = case
     monkeypatch.setitem(app.config, "PUSH_MAX_ATTEMPTS", 4)
