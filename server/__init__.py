@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 import uuid
@@ -21,6 +22,13 @@ from . import extensions
 
 JSON_TYPES = ("application/json", "application/geo+json")
 request_log = logging.getLogger("fengqiao.request")
+
+# Answers that are data (JSON, tiles, photos, files) run nothing if a browser opens them and
+# are framed nowhere; pages keep the policy they set themselves (the map page's), or may not
+# be framed. The request id a client sends is echoed only when it looks like one.
+DATA_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox"
+PAGE_POLICY = "frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -51,7 +59,8 @@ def create_app(config: dict | None = None) -> Flask:
 def _install_request_hooks(app: Flask) -> None:
     @app.before_request
     def start_request():
-        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        sent = request.headers.get("X-Request-Id", "")
+        g.request_id = sent if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
         g.started = time.perf_counter()
         if request.method in ("GET", "HEAD") and request.path.startswith("/api/"):
             # API reads run in autocommit: psycopg then sends no BEGIN and no ROLLBACK,
@@ -71,6 +80,7 @@ def _install_request_hooks(app: Flask) -> None:
             # a write may have signed someone out or changed a role or scope: forget cached actors
             actor_cache.clear()
         response.headers["X-Request-Id"] = g.get("request_id", "")
+        _security_headers(response, app.config["HSTS_SECONDS"])
         actor = g.get("actor")
         request_log.info(json.dumps({
             "request_id": g.get("request_id"),
@@ -90,6 +100,22 @@ def _install_request_hooks(app: Flask) -> None:
         (a restart), the rollback of the request's read transaction fails: the answer stands,
         where the error would have turned it into a bare 500 from the WSGI server."""
         extensions.end_session()
+
+
+def _security_headers(response, hsts_seconds: int) -> None:
+    """Headers every answer carries unless its view set its own (OWASP API8)."""
+    headers = response.headers
+    page = response.mimetype == "text/html"
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin" if page else "no-referrer")
+    headers.setdefault("Content-Security-Policy", PAGE_POLICY if page else DATA_POLICY)
+    if request.path.startswith("/api/"):
+        # what a signed-in person reads is theirs: no shared or disk cache keeps it unless the
+        # view says how long it may (photos, tiles)
+        headers.setdefault("Cache-Control", "no-store")
+    if hsts_seconds > 0:
+        headers.setdefault("Strict-Transport-Security", f"max-age={hsts_seconds}")
 
 
 def _require_json_body(view) -> None:

@@ -159,6 +159,8 @@ def load_config() -> dict:
         "PHOTO_REQUEST_MAX_BYTES": _int("FENGQIAO_PHOTO_REQUEST_MAX_BYTES", 11 * 1024 * 1024),
         # Reports: how far ahead of the server's clock a phone's occurred_at may be
         "CLOCK_SKEW_SECONDS": _int("FENGQIAO_CLOCK_SKEW_SECONDS", 300),
+        # Strict-Transport-Security's max-age on every answer (0: none; set it when served over HTTPS)
+        "HSTS_SECONDS": _int("FENGQIAO_HSTS_SECONDS", 0),
         # Trust X-Forwarded-For from this many proxies (0 when serving directly).
         "PROXY_COUNT": _int("FENGQIAO_PROXY_COUNT", 0),
         # OpenAPI (flask-smorest); Swagger UI is served from our own static files.
