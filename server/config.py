@@ -131,6 +131,8 @@ def load_config() -> dict:
         "OPEN311_CONTACT": os.environ.get("FENGQIAO_OPEN311_CONTACT", "The city's grid management centre"),
         "OPEN311_KEY_SERVICE": os.environ.get("FENGQIAO_OPEN311_KEY_SERVICE", "Keys are issued by the city's "
                                                                               "administrators"),
+        # reads without a key, per client address and minute (a read with a key counts as its client's call)
+        "OPEN311_READS_PER_MINUTE": _int("FENGQIAO_OPEN311_READS_PER_MINUTE", 300),
         # today's patrol coverage is computed when asked for regions of at most this many cells
         "COVERAGE_LIVE_MAX_CELLS": _int("FENGQIAO_COVERAGE_LIVE_MAX_CELLS", 2000),
         # workload: a worker holding this many open tasks is given no more automatically

@@ -6,6 +6,8 @@ unknown path or method), is the spec's error list: server/errors.py asks ``error
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
+
+from server.auth import client_ip
 from server.models._base import utcnow
 from server.open311 import wire
 from server.services import open311 as service
@@ -33,6 +35,7 @@ def _english() -> bool:
 
 def _answer(fmt: str, produce, **shape) -> Response:
     try:
+        open311_clients.count_read(request.args.get("api_key"), client_ip(), utcnow())
         service.check_jurisdiction(request.values.get("jurisdiction_id"))
         return wire.render(fmt, produce(), **shape)
     except wire.Open311Error as failure:

@@ -7,7 +7,7 @@ from .incidents import (
     Mediation, MediationSession, Task,
 )
 from .notifications import CalendarDay, EscalationOverride, HotspotAlert, Notification, OutboxAttempt, OutboxMessage
-from .open311 import Open311Client, Open311Request, Open311Update, Open311Usage
+from .open311 import Open311Client, Open311ReadUsage, Open311Request, Open311Update, Open311Usage
 from .patrols import Patrol, PatrolCheckin, PatrolCoverage, PatrolCoverageMark, PatrolPlace, PatrolPoint
 from .people import Department, Device, GridAssignment, Leave, User, WorkerDuty
 from .territory import Region
@@ -17,7 +17,7 @@ __all__ = [
     "Category", "Department", "Device", "EscalationOverride", "ExportJob", "Extension",
     "GridAssignment", "HotspotAlert", "IdempotencyKey", "Incident", "IncidentEvent", "IncidentFollower",
     "IncidentMilestones", "IncidentPhoto", "Leave", "LoginAttempt", "Mediation", "MediationSession", "Notification",
-    "Open311Client", "Open311Request", "Open311Update", "Open311Usage",
+    "Open311Client", "Open311ReadUsage", "Open311Request", "Open311Update", "Open311Usage",
     "OutboxAttempt", "OutboxMessage", "Patrol", "PatrolCheckin", "PatrolCoverage", "PatrolCoverageMark", "PatrolPlace",
     "PatrolPoint", "RefreshToken", "Region", "Task", "User", "WorkerDuty",
 ]

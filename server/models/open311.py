@@ -1,5 +1,6 @@
 """The citizens' channel, Open311 GeoReport v2 (docs/OPEN311.md): client apps and their keys,
-the requests they sent, the updates they posted, and the per-minute usage of each key."""
+the requests they sent, the updates they posted, the per-minute usage of each key and of
+each address reading without one."""
 from __future__ import annotations
 
 import uuid
@@ -44,6 +45,20 @@ class Open311Usage(db.Model):
     calls: Mapped[int] = mapped_column(Integer, server_default="0")
 
     __table_args__ = (Index("ix_open311_usage_minute", "minute"),)
+
+
+class Open311ReadUsage(db.Model):
+    """How many reads without a key came from one address in one minute: the anonymous reads'
+    rate limit, shared by every web process. UNLOGGED: a count lost in a crash costs nothing,
+    and counting writes no WAL."""
+
+    __tablename__ = "open311_read_usage"
+
+    client_ip: Mapped[str] = mapped_column(String(64), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, server_default="0")
+
+    __table_args__ = (Index("ix_open311_read_usage_minute", "minute"), {"prefixes": ["UNLOGGED"]})
 
 
 class Open311Request(db.Model):

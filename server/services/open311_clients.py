@@ -1,6 +1,6 @@
 """Open311 client apps (docs/OPEN311.md): keys issued by administrators, checked on every
 keyed call, and each client's rate per minute counted in PostgreSQL so that every web
-process shares one count.
+process shares one count; reads without a key are counted per address the same way.
 
 A key is ``fq311_`` and 43 URL-safe characters (256 random bits), shown once when issued;
 only its SHA-256 is kept, and its first 12 characters to name it in lists and logs.
@@ -11,6 +11,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import func, select, text, update
 
 from server.domain.permissions import OPEN311_CLIENT_MANAGE, Actor
@@ -99,9 +100,35 @@ def authenticate(api_key: str | None, now: datetime) -> Open311Client:
     return client
 
 
+def count_read(api_key: str | None, client_ip: str, now: datetime) -> None:
+    """Count a read (the spec's reads need no key): with a key, as one of its client's calls
+    (``authenticate``); without, as one of the address's this minute, refused past
+    ``OPEN311_READS_PER_MINUTE``. Counted in PostgreSQL and committed at once, like keyed
+    calls: every web process shares the count. Errors: 403 (an unknown or revoked key),
+    429 (with Retry-After)."""
+    if api_key:
+        authenticate(api_key, now)
+        return
+    minute = now.replace(second=0, microsecond=0)
+    calls = db.session.execute(text("""
+        INSERT INTO open311_read_usage (client_ip, minute, calls) VALUES (:ip, :minute, 1)
+        ON CONFLICT (client_ip, minute) DO UPDATE SET calls = open311_read_usage.calls + 1
+        RETURNING calls"""), {"ip": client_ip[:64], "minute": minute}).scalar_one()
+    db.session.commit()
+    limit = current_app.config["OPEN311_READS_PER_MINUTE"]
+    if calls > limit:
+        wait = 60 - now.second
+        raise Open311Error(429, f"Over {limit} reads a minute from this address; try again in {wait} s "
+                                "(a client app reading for many people may read with its api_key).",
+                           headers={"Retry-After": str(wait)})
+
+
 def purge_usage(now: datetime) -> int:
-    """Delete usage minutes older than USAGE_KEPT (the worker does, every pass)."""
+    """Delete usage minutes older than USAGE_KEPT, keyed and anonymous (the worker does,
+    every pass); anonymous reads' minutes once they are over."""
     deleted = db.session.execute(text("DELETE FROM open311_usage WHERE minute < :before"),
                                  {"before": now - USAGE_KEPT}).rowcount
+    deleted += db.session.execute(text("DELETE FROM open311_read_usage WHERE minute < :before"),
+                                  {"before": now - timedelta(minutes=2)}).rowcount
     db.session.commit()
     return deleted
