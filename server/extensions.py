@@ -69,6 +69,11 @@ def read_engine() -> Engine:
 class _Api(Api):
     ERROR_SCHEMA = ErrorSchema
 
+    def _init_spec(self, *, extra_plugins=None, **options):
+        from server.api.spec import MultipartFormPlugin
+
+        super()._init_spec(extra_plugins=[*(extra_plugins or ()), MultipartFormPlugin()], **options)
+
 
 api = _Api()
 migrate = Migrate()

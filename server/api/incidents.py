@@ -220,6 +220,7 @@ class _PhotoFileSchema(Schema):
 @blp.arguments(PhotoUploadArgsSchema, location="form")
 @blp.arguments(_PhotoFileSchema, location="files")
 @blp.response(201, PhotoSchema)
+@blp.alt_response(200, schema=PhotoSchema, description="The same bytes of the same kind again: the same photo")
 @errors(blp, 401, 403, 404, 409, 413, 415, 422)
 @accepts(MULTIPART, max_body="PHOTO_REQUEST_MAX_BYTES")
 def upload_photo(actor, form, files, incident_id):
