@@ -28,6 +28,9 @@ def _normalise_url(url: str) -> str:
     return url
 
 
+MIN_SECRET_KEY_BYTES = 32
+
+
 def _secret_key() -> str:
     """The signing key for access tokens.
 
@@ -37,6 +40,10 @@ def _secret_key() -> str:
     """
     key = os.environ.get("FENGQIAO_SECRET_KEY")
     if key:
+        if len(key.encode()) < MIN_SECRET_KEY_BYTES:
+            # an HS256 key shorter than the hash can be guessed offline from any one token
+            raise ValueError(f"FENGQIAO_SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes of random text, "
+                             "e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(48))'")
         return key
     path = VAR_DIR / "secret_key"
     if not path.exists():

@@ -1,4 +1,5 @@
-"""Reading the environment: the database settings that scaling out turns (docs/OPERATIONS.md)."""
+"""Reading the environment: the database settings that scaling out turns (docs/OPERATIONS.md), and
+settings refused at start because they would be unsafe."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +9,7 @@ from server.config import load_config
 
 @pytest.fixture
 def environment(monkeypatch):
-    monkeypatch.setenv("FENGQIAO_SECRET_KEY", "test")  # no key file written
+    monkeypatch.setenv("FENGQIAO_SECRET_KEY", "test-" + "k" * 32)  # no key file written
 
     def load(**variables) -> dict:
         for name, value in variables.items():
@@ -35,3 +36,10 @@ def test_preparing_can_be_turned_off_for_an_old_pgbouncer(environment, value, th
     config = environment(FENGQIAO_DB_PREPARE_THRESHOLD=value, FENGQIAO_DB_MAX_OVERFLOW="3")
     options = config["SQLALCHEMY_ENGINE_OPTIONS"]
     assert options["connect_args"] == {"prepare_threshold": threshold} and options["max_overflow"] == 3
+
+
+def test_a_short_secret_key_stops_the_start(environment):
+    """An HS256 key shorter than 32 bytes can be guessed offline from any one access token."""
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        environment(FENGQIAO_SECRET_KEY="changeme")
+    assert environment(FENGQIAO_SECRET_KEY="x" * 32)["SECRET_KEY"] == "x" * 32
