@@ -29,7 +29,7 @@ from typing import Callable
 import mapbox_vector_tile
 import pytest
 import requests
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from server.extensions import db
 from server.models import (
@@ -841,3 +841,31 @@ def test_ids_in_bodies_and_filters_answer_as_ids_that_do_not_exist(world):
             assert refused.content == absent.content, path
         for secret in w.secrets:
             assert secret not in refused.text, (path, secret)
+
+
+def test_reads_near_or_over_the_other_side_show_nothing_of_it(world):
+    """What is found by place or by change rather than by id: the cases near a point, in a
+    box, changed since a cursor, to sync — none of another district's or another city's."""
+    w = world
+    db.session.rollback()
+    for role in ROLES:
+        side = outside_side("incident", role)
+        if side is None:
+            continue
+        client = w.clients[role]
+        hidden = {w.objects[kind][side] for kind in ("incident", "dispute")}
+        at = db.session.get(Incident, w.objects["incident"][side])
+        where = db.session.execute(select(func.ST_X(Incident.geom), func.ST_Y(Incident.geom))
+                                   .where(Incident.id == at.id)).one()
+        near = client.get("/api/v1/incidents/nearby", params={"lon": where[0], "lat": where[1], "category": "0101",
+                                                               "radius": 2000})
+        assert near.status_code == 200 and not {i["id"] for i in near.json()["items"]} & hidden, role
+        box = f"{where[0] - 0.01},{where[1] - 0.01},{where[0] + 0.01},{where[1] + 0.01}"
+        mapped = client.get("/api/v1/map/incidents", params={"bbox": box, "status_group": "all"})
+        assert mapped.status_code == 200 and not {f["id"] for f in mapped.json()["features"]} & hidden, role
+        listed = client.get("/api/v1/incidents", params={"bbox": box, "page_size": 500})
+        assert not {i["id"] for i in listed.json()["items"]} & hidden, role
+        synced = client.get("/api/v1/sync")
+        assert synced.status_code == 200 and not {i["id"] for i in synced.json()["incidents"]} & hidden, role
+        for response in (near, mapped, listed, synced):
+            assert f"秘密{side}" not in response.text, role
