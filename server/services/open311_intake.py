@@ -262,9 +262,10 @@ def _tell_operators(row: Open311Request, category: Category, now: datetime) -> N
 
 def submit_update(client: Open311Client, form, now: datetime) -> tuple[list[dict], bool]:
     """A citizen's update to a request sent through Open311 (mySociety's extension): a
-    ``citizen_update`` event on the incident's timeline and a message to its supervisors. The same ``update_id`` from the
+    ``citizen_update`` event on the incident's timeline and a message to its supervisors, for a
+    request this client sent (another client's is as unknown). The same ``update_id`` from the
     same client is the same update (its first answer); with other content, 400. Errors: 400,
-    404 (no such request)."""
+    404 (no such request of this client's)."""
     problems: list[str] = []
     fields = _fields(form, _UPDATE_LIMITS, problems)
     for name in ("service_request_id", "update_id", "updated_datetime"):
@@ -296,11 +297,13 @@ def submit_update(client: Open311Client, form, now: datetime) -> tuple[list[dict
         if earlier.request_hash != request_hash:
             raise Open311Error(400, f"update_id {fields['update_id']!r} was already sent with other content.")
         return _in_order(earlier.answer), False
-    incident = db.session.scalar(select(Incident).join(Category, Category.id == Incident.category_id).where(
-        Incident.id == int(incident_id), Incident.source == "open311", Category.public))
-    if incident is None:  # only a request that came through Open311 takes citizens' updates
+    incident = db.session.scalar(select(Incident).join(Category, Category.id == Incident.category_id).join(
+        Open311Request, Open311Request.incident_id == Incident.id).where(
+        Incident.id == int(incident_id), Incident.source == "open311", Category.public,
+        Open311Request.client_id == client.id))
+    if incident is None:  # only a request this client sent takes its citizens' updates (another's: as none)
         db.session.rollback()
-        raise Open311Error(404, f"There is no request {incident_id} sent through Open311.")
+        raise Open311Error(404, f"There is no request {incident_id} sent through this client.")
     note = fields["description"] or ""
     if status != "OPEN":
         note = f"[{status}] {note}".strip()

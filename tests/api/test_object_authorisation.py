@@ -869,3 +869,26 @@ def test_reads_near_or_over_the_other_side_show_nothing_of_it(world):
         assert synced.status_code == 200 and not {i["id"] for i in synced.json()["incidents"]} & hidden, role
         for response in (near, mapped, listed, synced):
             assert f"秘密{side}" not in response.text, role
+
+
+def test_an_open311_client_updates_only_the_requests_it_sent(world):
+    """Another client app's citizens' requests are as unknown: its key may not add notes
+    ("[CLOSED] …") to them nor send their supervisors messages."""
+    w = world
+    base = f"{w.base}/open311/v2"
+    mine = requests.post(f"{base}/requests.json", timeout=30, data={
+        "api_key": w.open311_key, "service_code": "0201", "attribute[damage]": "missing", "lat": "34.02",
+        "long": "-118.39", "description": "井盖丢了"}).json()[0]["service_request_id"]
+    other_key = _ok(w.clients["admin"].post("/api/v1/open311/clients", json={"name": "别的应用"}), 201)["api_key"]
+    db.session.rollback()
+    told = db.session.scalar(select(func.count()).select_from(Notification))
+    update = {"service_request_id": mine, "update_id": "u-1", "status": "CLOSED", "description": "已修好",
+              "updated_datetime": utcnow().isoformat()}
+    foreign = requests.post(f"{base}/servicerequestupdates.json", data={"api_key": other_key, **update}, timeout=30)
+    nowhere = requests.post(f"{base}/servicerequestupdates.json", timeout=30,
+                            data={"api_key": other_key, **update, "service_request_id": str(NOWHERE)})
+    assert foreign.status_code == nowhere.status_code == 404
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == told
+    own = requests.post(f"{base}/servicerequestupdates.json", data={"api_key": w.open311_key, **update}, timeout=30)
+    assert own.status_code == 201
