@@ -187,4 +187,9 @@ def download(body, mimetype: str, filename: str, *, inline: bool = False) -> Res
         disposition += f"; filename*=UTF-8''{quote(filename, safe='')}"
     response.headers["Content-Disposition"] = disposition
     response.headers["Cache-Control"] = "no-store"
+    # a document shown (a report's HTML) draws with its own styles and inline images, runs nothing
+    response.headers["Content-Security-Policy"] = DOCUMENT_POLICY
     return response
+
+
+DOCUMENT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; sandbox"

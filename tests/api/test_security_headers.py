@@ -42,7 +42,9 @@ def test_every_kind_of_answer_carries_the_headers(http, client_for, live_server,
         assert headers["Strict-Transport-Security"] == "max-age=31536000", name
         assert "Access-Control-Allow-Origin" not in headers, name
         if name != "static":
-            assert headers["Content-Security-Policy"] == DATA_POLICY, name
+            assert headers["Content-Security-Policy"] == DATA_POLICY or name == "csv", name
+            assert "default-src 'none'" in headers["Content-Security-Policy"], name
+            assert headers["Content-Security-Policy"].endswith("frame-ancestors 'none'; sandbox"), name
             assert headers["Referrer-Policy"] == "no-referrer", name
     assert answers["json"].headers["Cache-Control"] == "no-store"
     assert answers["error"].headers["Cache-Control"] == "no-store"
@@ -97,3 +99,20 @@ def test_the_request_id_is_echoed_only_when_it_looks_like_one(http):
     for sent in ("x" * 65, "a b", "<script>", "é"):
         echoed = http.get("/healthz", headers={"X-Request-Id": sent.encode("utf-8")}).headers["X-Request-Id"]
         assert echoed != sent and len(echoed) == 32
+
+
+def test_a_reports_html_shows_names_as_text_and_runs_nothing(http, client_for):
+    from datetime import date, timedelta
+
+    from server.extensions import db
+
+    tree = build_tree()
+    tree["G1"].name = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    db.session.commit()
+    last = date.today().replace(day=1) - timedelta(days=95)
+    response = client_for(tree["street"]).get(f"/api/v1/reports/regions/{tree['K1'].id}/quarterly", params={
+        "year": last.year, "quarter": (last.month - 1) // 3 + 1, "format": "html"})
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
+    assert "<script>alert" not in response.text and "<img src=x" not in response.text
+    policy = response.headers["Content-Security-Policy"]
+    assert "sandbox" in policy and "script-src" not in policy and "default-src 'none'" in policy
