@@ -116,3 +116,13 @@ def test_a_reports_html_shows_names_as_text_and_runs_nothing(http, client_for):
     assert "<script>alert" not in response.text and "<img src=x" not in response.text
     policy = response.headers["Content-Security-Policy"]
     assert "sandbox" in policy and "script-src" not in policy and "default-src 'none'" in policy
+
+
+def test_static_files_stay_in_their_folders(app):
+    client = app.test_client()
+    for path in ("/static/vendor/swagger-ui/../../package.json", "/static/vendor/swagger-ui/..%2f..%2fpackage.json",
+                 "/static/vendor/maplibre-gl/%2e%2e/%2e%2e/package.json", "/static/web/..%2f__init__.py",
+                 "/static/..%2f__init__.py", "/static/vendor/swagger-ui/%2Fetc%2Fpasswd",
+                 "/static/vendor/node_modules/package.json"):
+        assert client.get(path).status_code == 404, path
+    assert client.get("/static/web/map.js").status_code == 200
