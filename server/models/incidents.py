@@ -169,6 +169,9 @@ class Incident(db.Model):
         Index("ix_incidents_reporter", "reporter_id"),
         Index("ix_incidents_sync_xid", "sync_xid"),
         Index("ix_incidents_merged_into", "merged_into_id", postgresql_where=text("merged_into_id IS NOT NULL")),
+        # the cases under supervision by place (the street office's list of 督办 cases)
+        Index("ix_incidents_supervised_path", "region_path", postgresql_ops={"region_path": "text_pattern_ops"},
+              postgresql_where=text("supervised_at IS NOT NULL")),
         Index("ix_incidents_campaign_task", "campaign_task_id", postgresql_where=text("campaign_task_id IS NOT NULL")),
         # the escalation sweep's two questions: which running cases are overdue, which
         # passed their yellow instant without a reminder in this stage
