@@ -561,12 +561,36 @@ async function loadCategories() {
 
 // Server-sent events through fetch (EventSource cannot send the bearer token); when the
 // server serves as many streams as it may, poll /map/changes instead.
+// A busy street changes every few seconds; reloading every tile in view and both lists each
+// time was most of the server's work at a morning peak (docs/BENCHMARKS.md, the load test).
+// So a quiet map shows a change half a second after it happens, a busy one at most once every
+// REFRESH_EVERY_MS, and the tiles only reload when a change falls in view.
+const REFRESH_EVERY_MS = 15000;
+const VIEW_MARGIN_DEGREES = 0.01; // ~1 km: more than a GCJ-02 basemap's shift, and a point at the edge
+
+function inView(feature) {
+  const c = feature && feature.geometry && feature.geometry.coordinates;
+  if (!map || !c) return true;
+  const b = map.getBounds();
+  return c[0] >= b.getWest() - VIEW_MARGIN_DEGREES && c[0] <= b.getEast() + VIEW_MARGIN_DEGREES
+    && c[1] >= b.getSouth() - VIEW_MARGIN_DEGREES && c[1] <= b.getNorth() + VIEW_MARGIN_DEGREES;
+}
+
 async function follow(cursor) {
   streamAbort = new AbortController();
-  let changed = null;
-  const onChange = () => {
-    clearTimeout(changed);
-    changed = setTimeout(() => { refreshTiles(); loadLists(); if (campaignCells) showCampaign(); }, 500);
+  let pending = null, tilesToo = false, last = 0;
+  const refresh = () => {
+    pending = null;
+    last = Date.now();
+    if (tilesToo) refreshTiles();
+    tilesToo = false;
+    loadLists();
+    if (campaignCells) showCampaign();
+  };
+  const onChange = (features) => {
+    tilesToo = tilesToo || !features || features.some(inView);
+    if (pending) return; // already due
+    pending = setTimeout(refresh, Math.max(500, last + REFRESH_EVERY_MS - Date.now()));
   };
   while (token) {
     try {
@@ -575,7 +599,7 @@ async function follow(cursor) {
       const response = await fetch("/api/v1/map/stream", { headers, signal: streamAbort.signal });
       if (response.status === 503) {
         const page = await api(`/api/v1/map/changes${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`);
-        if (cursor && page.features.length) onChange();
+        if (cursor && page.features.length) onChange(page.features);
         cursor = page.cursor;
         await new Promise((resolve) => setTimeout(resolve, 5000));
         continue;
@@ -593,8 +617,9 @@ async function follow(cursor) {
           buffer = buffer.slice(end + 2);
           const id = /^id: (.*)$/m.exec(block);
           const kind = /^event: (.*)$/m.exec(block);
+          const data = /^data: (.*)$/m.exec(block);
           if (id) cursor = id[1];
-          if (kind && kind[1] === "incidents") onChange();
+          if (kind && kind[1] === "incidents") onChange(data ? JSON.parse(data[1]).features : null);
         }
       }
     } catch (error) {
