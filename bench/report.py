@@ -882,7 +882,8 @@ def _load_section(ld: dict) -> list[str]:
         + f"; the fake FCM got {ff['requests']:,} messages, {ff['of_run_sent']:,} of the sent ones, none twice"
         + (f" (**{ff['received_twice']} twice**)" if ff["received_twice"] else "")
         + f", {ff['sent_not_received']} sent but not received. Phones woken by a push: {woke.get('woke', 0):,}, "
-        f"of which the sync right after brought the new task: {woke.get('task_seen', 0):,}.", "",
+        f"of which the sync right after brought the new task: {woke.get('task_seen', 0):,}, a second sync a second "
+        f"later: {woke.get('task_seen_again', 0):,}.", "",
     ]
     if ld["unexpected"]:
         lines += ["Unexpected answers over the whole run:", "",
