@@ -483,11 +483,16 @@ def _fake_process(pipe, backlog: int, directory: str) -> None:
     ``reset`` (forget what was received), ``received`` (the data.message_id of every request,
     token requests, unauthorised requests), ``stop``. Its service-account file (whose
     ``token_uri`` is the fake) is written to ``directory``."""
-    from pathlib import Path
-
     from tests.fakefcm import FakeFcm
 
-    fake = FakeFcm(backlog=backlog)
+    serve_fake(pipe, FakeFcm(backlog=backlog), directory)
+
+
+def serve_fake(pipe, fake, directory: str) -> None:
+    """Hand the runner the fake's URL and service-account file, then answer its commands until
+    ``stop`` (in the fake's process)."""
+    from pathlib import Path
+
     pipe.send((fake.url, str(fake.service_account(Path(directory)))))
     while True:
         command = pipe.recv()

@@ -51,7 +51,7 @@ from server.services import replay
 from server.services.sync import KINDS, _Cursor, encode_cursor
 
 from . import OUT_DIR, httpbench, say
-from .escalationbench import SUPERVISOR_PREFIX, FakeFcmProcess, _ensure_supervisors
+from .escalationbench import SUPERVISOR_PREFIX, FakeFcmProcess, _ensure_supervisors, serve_fake
 
 LOCUST = PROJECT_ROOT / ".venv" / "bin" / "locust"
 LOCUSTFILE = Path(__file__).with_name("loadmix.py")
@@ -383,18 +383,7 @@ def _forwarding_fake(pipe, backlog: int, directory: str, port: int) -> None:
             return answer
 
     out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    fake = Forwarding(backlog=backlog)
-    pipe.send((fake.url, str(fake.service_account(Path(directory)))))
-    while True:
-        command = pipe.recv()
-        if command == "stop":
-            break
-        with fake._lock:
-            if command == "received":
-                pipe.send({"message_ids": [s.message.get("data", {}).get("message_id") for s in fake.received],
-                           "token_requests": fake.token_requests, "unauthorised": fake.unauthorised})
-    fake.close()
-    pipe.send("stopped")
+    serve_fake(pipe, Forwarding(backlog=backlog), directory)
 
 
 class LoadFakeFcm(FakeFcmProcess):

@@ -14,16 +14,8 @@ import requests
 
 from server.extensions import db
 from server.models import Open311ReadUsage
-from tests.builders import build_tree, standard_categories
 
 MINUTE = datetime(2026, 11, 24, 9, 30, 5, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def tree(http):
-    tree = build_tree()
-    standard_categories()
-    return tree
 
 
 @pytest.fixture

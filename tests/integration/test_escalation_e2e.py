@@ -23,6 +23,18 @@ from tests.incident_builders import make_incident
 from tests.worker_passes import one_pass, phone_of
 
 
+
+def _a_push_wakes_the_worker(sender, worker_id: int, incident_id: int) -> None:
+    """Queue a push and expect the running worker to send it within seconds (not at its next pass)."""
+    notify.notify([worker_id], "task", _db.session.get(Incident, incident_id), now=utcnow(), cause="wake",
+                  deadline=utcnow() + timedelta(hours=1))
+    _db.session.commit()
+    queued = time.monotonic()
+    while not sender.pushes and time.monotonic() - queued < 10:
+        time.sleep(0.05)
+    assert sender.pushes, "the worker did not wake for the new push"
+    assert time.monotonic() - queued < 5
+
 def kinds(fake, token) -> list[str]:
     return [m["data"]["type"] for m in fake.sent_to(token)]
 
@@ -104,14 +116,7 @@ def test_a_queued_push_wakes_the_worker_at_once(db, app):
     thread.start()
     try:
         time.sleep(1.0)  # the first pass is over; the next is a minute away
-        notify.notify([worker_id], "task", _db.session.get(Incident, incident_id), now=utcnow(), cause="wake",
-                      deadline=utcnow() + timedelta(hours=1))
-        _db.session.commit()
-        queued = time.monotonic()
-        while not sender.pushes and time.monotonic() - queued < 10:
-            time.sleep(0.05)
-        assert sender.pushes, "the worker did not wake for the new push"
-        assert time.monotonic() - queued < 5
+        _a_push_wakes_the_worker(sender, worker_id, incident_id)
     finally:
         stop.set()
         thread.join(timeout=10)
@@ -153,14 +158,7 @@ def test_the_worker_outlives_a_lost_listen_connection_and_is_woken_again(db, app
             time.sleep(0.1)
         assert thread.is_alive(), f"the worker stopped: {failed}"
         assert listening() and listening() != [backend], "the worker did not listen again"
-        notify.notify([worker_id], "task", _db.session.get(Incident, incident_id), now=utcnow(), cause="wake",
-                      deadline=utcnow() + timedelta(hours=1))
-        _db.session.commit()
-        queued = time.monotonic()
-        while not sender.pushes and time.monotonic() - queued < 10:
-            time.sleep(0.05)
-        assert sender.pushes, "the worker did not wake for the new push"
-        assert time.monotonic() - queued < 5
+        _a_push_wakes_the_worker(sender, worker_id, incident_id)
     finally:
         stop.set()
         thread.join(timeout=10)
