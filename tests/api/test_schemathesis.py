@@ -63,7 +63,7 @@ class World:
     actor: str
     tree: object
     known: dict[str, list]  # ids by path parameter name
-    headers: Callable[[], dict]  # a fresh sign-in
+    headers: Callable[[], dict]  # the bearer header of a new session of the user
 
 
 def _world(tree, client_for) -> dict[str, list]:
@@ -110,7 +110,7 @@ def _world(tree, client_for) -> dict[str, list]:
 @pytest.fixture(scope="module", params=ACTORS)
 def world(request, app, live_server):
     """One city per user, built once: the operations run one after the other on it, so what
-    one creates or changes, the next meets (each signs in afresh: tokens outlive no test)."""
+    one creates or changes, the next meets (each test gets a session of its own)."""
     from tests.conftest import ApiClient, empty_database
 
     def client_for(user):
