@@ -114,6 +114,16 @@ def http(live_server, db):
 
 
 @pytest.fixture
+def tree(db):
+    """The small city of tests/builders.py with the standard categories, on a clean database."""
+    from tests.builders import build_tree, standard_categories
+
+    tree = build_tree()
+    standard_categories()
+    return tree
+
+
+@pytest.fixture
 def client_for(live_server):
     """Make another signed-in client: ``client_for(user)``."""
     from tests.builders import PASSWORD

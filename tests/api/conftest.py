@@ -1,18 +1,10 @@
-"""Fixtures of the incident API tests: the small city with the standard categories, and
-signed-in clients of its grid worker, community and street, and the cases the map tests draw."""
+"""Fixtures of the incident API tests (the small city, ``tree``, is tests/conftest.py's): signed-in
+clients of its grid worker, community and street, and the cases the map tests draw."""
 from __future__ import annotations
 
 import pytest
 
-from tests.builders import build_tree, standard_categories
 from tests.incident_builders import map_cases
-
-
-@pytest.fixture
-def tree(db):
-    tree = build_tree()
-    standard_categories()
-    return tree
 
 
 @pytest.fixture

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import re
 
-import pytest
 import requests
 
-from tests.builders import build_tree, standard_categories
+from tests.builders import standard_categories
 from tests.incident_builders import make_incident, make_task
 
 # Fields the server sets or that name who and where: never taken from a body that does not
@@ -20,13 +19,6 @@ SERVER_SET = ("id", "role", "region_id", "region_path", "path", "status", "state
               "storage_key", "sha256", "uploaded_by", "rows_done", "issued_by", "revoked_at", "finished_by")
 # A value for each (of a type the real field would take, so only its being unknown refuses it).
 VALUE = {"id": 1, "version": 99, "is_active": True, "is_admin": True, "attempt": 1, "rows_done": 1}
-
-
-@pytest.fixture
-def tree(http):
-    tree = build_tree()
-    standard_categories()
-    return tree
 
 
 def _spec(client) -> dict:

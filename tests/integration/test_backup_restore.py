@@ -19,16 +19,9 @@ from server import create_app
 from server.extensions import db as _db
 from tests.api.test_export_jobs import one_pass
 from tests.api.test_incidents import body, multipart
-from tests.builders import PASSWORD, build_tree, standard_categories
+from tests.builders import PASSWORD
 from tests.conftest import ApiClient
 from tests.images import jpeg
-
-
-@pytest.fixture
-def tree(db):
-    tree = build_tree()
-    standard_categories()
-    return tree
 
 
 @pytest.fixture

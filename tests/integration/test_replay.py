@@ -14,7 +14,6 @@ from geo.geometry import from_db
 from server.config import PROJECT_ROOT
 from server.models import AuthSession, Incident
 from server.services.replay import REFUSALS, Mapping
-from tests.builders import build_tree, standard_categories
 
 MAPPING = PROJECT_ROOT / "server" / "seed" / "la311-mapping.json"
 LA_2017 = PROJECT_ROOT.parent / "shared" / "data" / "la" / "la311-2017-12-subset.csv"
@@ -22,13 +21,6 @@ LA = ZoneInfo("America/Los_Angeles")
 TIME_FORMAT = "%m/%d/%Y %I:%M:%S %p"
 COLUMNS = ["SRNumber", "CreatedDate", "ClosedDate", "RequestType", "RequestSource", "Address", "Latitude",
            "Longitude"]
-
-
-@pytest.fixture
-def tree(db):
-    tree = build_tree()
-    standard_categories()
-    return tree
 
 
 def _when(days_ago: int, hour: int = 10) -> datetime:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from server import worker
@@ -18,18 +17,11 @@ from server.services import deadlines
 from server.services import escalation_overrides as overrides
 from server.services import incidents as service
 from server.services.sweep import sweep
-from tests.builders import assign, build_tree, make_user, standard_categories
+from tests.builders import assign, make_user
 
 REPORT = {"category": "0702", "description": "两人在菜市场门口打架", "crs": "wgs84",
           "location": {"type": "Point", "coordinates": [-118.3875, 34.025]}, "occurred_at": None,
           "priority": None, "attributes": {}, "address": None, "source": "phone", "resolve_on_spot": False}
-
-
-@pytest.fixture
-def tree(db):
-    tree = build_tree()
-    standard_categories()
-    return tree
 
 
 def actor(user) -> Actor:
